@@ -1,0 +1,1 @@
+export { findBazel } from './bazelPath.ts';

@@ -1,0 +1,5 @@
+export * from './runState.ts';
+export * from './runnerKey.ts';
+export * from './duration.ts';
+export * from './errors.ts';
+export * from './secretMasker.ts';

@@ -1,0 +1,253 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, symlink, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { type HearthClient, type RunEvent, type Task, type Timings, ApiError } from '@hearth/api';
+import type { Logger } from 'pino';
+import { type StopReason, runTask } from './ciRunner.ts';
+import { BareIsolation, type Isolation } from './isolation.ts';
+import { LogUploader } from './logUploader.ts';
+import { RunnerPool } from './runnerPool.ts';
+
+export interface ExecutorConfig {
+  client: HearthClient;
+  /** Holds runners/, the shared Bazel user root and bin/. */
+  dataDir: string;
+  executorId?: string;
+  maxRunners?: number;
+  /** Runs at once; defaults to maxRunners. */
+  maxConcurrentRuns?: number;
+  maxRunnerDiskBytes?: number;
+  totalDiskBudgetBytes?: number;
+  /** The Bazel binary runners get as `bazel` on PATH. */
+  bazelPath: string;
+  isolation?: Isolation;
+  /** After SIGINT, how long a cancelled/timed-out step gets before SIGKILL. */
+  killGraceMs?: number;
+  os: string;
+  arch: string;
+  log: Logger;
+}
+
+interface ActiveRun {
+  task: Task;
+  abort: AbortController;
+}
+
+/**
+ * The executor's work loop: registers with the server, heartbeats (carrying its idle warm runner
+ * keys for affinity routing, and learning which runs to cancel), long-polls for tasks and runs
+ * each on a runner from its pool. It needs nothing from the server but HTTP.
+ */
+export class Executor {
+  readonly id: string;
+  readonly pool: RunnerPool;
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly stopping = new AbortController();
+  private heartbeatIntervalMs = 1000;
+  private loops: Promise<void>[] = [];
+  private readonly maxConcurrent: number;
+  private readonly binDir: string;
+  private registered = false;
+
+  constructor(private readonly cfg: ExecutorConfig) {
+    this.id = cfg.executorId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+    const maxRunners = cfg.maxRunners ?? 4;
+    this.maxConcurrent = Math.min(cfg.maxConcurrentRuns ?? maxRunners, maxRunners);
+    this.binDir = join(cfg.dataDir, 'bin');
+    this.pool = new RunnerPool({
+      rootDir: join(cfg.dataDir, 'runners'),
+      isolation: cfg.isolation ?? new BareIsolation(),
+      maxRunners,
+      maxRunnerDiskBytes: cfg.maxRunnerDiskBytes ?? 20 * 2 ** 30,
+      totalDiskBudgetBytes: cfg.totalDiskBudgetBytes ?? 100 * 2 ** 30,
+      bazelUserRoot: join(cfg.dataDir, 'bazel-user-root'),
+      log: cfg.log.child({ component: 'runner-pool' }),
+    });
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.binDir, { recursive: true });
+    const link = join(this.binDir, 'bazel');
+    if (existsSync(link)) await rm(link);
+    await symlink(this.cfg.bazelPath, link);
+    await this.pool.cleanStale();
+    await this.register();
+    this.loops = [this.heartbeatLoop(), this.leaseLoop()];
+    this.cfg.log.info({ executor: this.id, maxRunners: this.maxConcurrent }, 'executor started');
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    for (const run of this.active.values()) run.abort.abort({ kind: 'lost', why: 'the executor is shutting down' } satisfies StopReason);
+    await Promise.allSettled(this.loops);
+    await this.pool.shutdown();
+  }
+
+  private async register(): Promise<void> {
+    for (let backoff = 250; !this.stopping.signal.aborted; backoff = Math.min(backoff * 2, 5000)) {
+      try {
+        const res = await this.cfg.client.registerExecutor(
+          { executor_id: this.id, hostname: hostname(), os: this.cfg.os, arch: this.cfg.arch, max_runners: this.maxConcurrent, version: '0.1.0' },
+          this.stopping.signal,
+        );
+        this.heartbeatIntervalMs = res.heartbeat_interval_ms;
+        this.registered = true;
+        return;
+      } catch (err) {
+        if (this.stopping.signal.aborted) return;
+        this.cfg.log.warn({ err: (err as Error).message }, 'cannot register with server; retrying');
+        await sleep(backoff, this.stopping.signal);
+      }
+    }
+  }
+
+  private state() {
+    return {
+      executor_id: this.id,
+      idle_runner_keys: this.pool.idleKeys(),
+      active_invocations: [...this.active.keys()],
+      free_slots: Math.max(0, this.maxConcurrent - this.active.size),
+    };
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      try {
+        const res = await this.cfg.client.heartbeat(this.state(), this.stopping.signal);
+        if (res.reregister) {
+          this.registered = false;
+          // Declared lost: the server already requeued or failed our runs, so stop them.
+          for (const run of this.active.values()) run.abort.abort({ kind: 'lost', why: 'the server declared this executor lost' } satisfies StopReason);
+          await this.register();
+        }
+        for (const id of res.cancel_invocations) this.active.get(id)?.abort.abort({ kind: 'cancelled' } satisfies StopReason);
+      } catch (err) {
+        if (!this.stopping.signal.aborted) this.cfg.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+      }
+      await sleep(this.heartbeatIntervalMs, this.stopping.signal);
+    }
+  }
+
+  private async leaseLoop(): Promise<void> {
+    let backoff = 250;
+    while (!this.stopping.signal.aborted) {
+      if (this.active.size >= this.maxConcurrent || !this.registered) {
+        await sleep(50, this.stopping.signal);
+        continue;
+      }
+      try {
+        const { task } = await this.cfg.client.lease({ ...this.state(), wait_ms: 10_000 }, this.stopping.signal);
+        backoff = 250;
+        if (task) this.startRun(task);
+      } catch (err) {
+        if (this.stopping.signal.aborted) return;
+        if (err instanceof ApiError && err.code === 'unregistered') await this.register();
+        else {
+          this.cfg.log.warn({ err: (err as Error).message }, 'lease failed; retrying');
+          await sleep(backoff, this.stopping.signal);
+          backoff = Math.min(backoff * 2, 5000);
+        }
+      }
+    }
+  }
+
+  private startRun(task: Task): void {
+    const abort = new AbortController();
+    this.active.set(task.invocation_id, { task, abort });
+    this.execute(task, abort)
+      .catch((err) => this.cfg.log.error({ err, invocation: task.invocation_id }, 'run crashed'))
+      .finally(() => this.active.delete(task.invocation_id));
+  }
+
+  private async execute(task: Task, abort: AbortController): Promise<void> {
+    const log = this.cfg.log.child({ invocation: task.invocation_id });
+    const ids = { executorId: this.id, invocationId: task.invocation_id, attempt: task.attempt };
+    const lostOwnership = () => abort.abort({ kind: 'lost', why: 'the server reassigned this run' } satisfies StopReason);
+    const uploader = new LogUploader(this.cfg.client, ids, task.secret_values, 100, lostOwnership);
+    const report = (event: RunEvent) => this.report(ids, event, abort.signal);
+    const timings: Timings = {};
+    const t0 = Date.now();
+    let timeout: NodeJS.Timeout | undefined;
+    if (task.timeout_ms) {
+      timeout = setTimeout(() => abort.abort({ kind: 'timed_out', timeoutMs: task.timeout_ms! } satisfies StopReason), task.timeout_ms);
+    }
+    const acquired = await this.pool.acquire(task.runner_key, { clean: task.clean });
+    const { runner } = acquired;
+    timings.runner_acquire_ms = Date.now() - t0;
+    try {
+      const provenance = {
+        kind: acquired.recycled ? ('recycled' as const) : ('cold' as const),
+        runner_id: runner.id,
+        executor_id: this.id,
+        reason: acquired.reason,
+        previous_runs: runner.runs,
+      };
+      uploader.write(Buffer.from(`\x1b[36m[hearth]\x1b[0m runner ${runner.id} on executor ${this.id}: ${acquired.reason}\n`));
+      await report({ type: 'started', runner: provenance });
+      const outcome = await runTask(
+        {
+          task,
+          runner,
+          signal: abort.signal,
+          log: (b) => uploader.write(b),
+          onStepStarted: (index) => report({ type: 'step_started', index }),
+          binDir: this.binDir,
+          killGraceMs: this.cfg.killGraceMs ?? 5000,
+        },
+        timings,
+      );
+      clearTimeout(timeout);
+      uploader.write(Buffer.from(`\x1b[36m[hearth]\x1b[0m ${outcome.status}: ${outcome.reason}\n`));
+      // The result is reported as soon as the log is complete; runner cleanup happens after.
+      await uploader.close();
+      const lost = abort.signal.aborted && (abort.signal.reason as StopReason).kind === 'lost';
+      if (!lost) {
+        await report({
+          type: 'finished',
+          status: outcome.status,
+          exit_code: outcome.exitCode,
+          reason: outcome.reason,
+          failed_step: outcome.failedStep,
+          timings: outcome.timings,
+        });
+      }
+      log.info({ status: outcome.status, exitCode: outcome.exitCode, keep: outcome.keepRunner }, 'run finished');
+      await this.pool.release(runner, { keep: outcome.keepRunner && !lost, reason: outcome.discardReason || 'the run lost its owner' });
+    } catch (err) {
+      clearTimeout(timeout);
+      await this.pool.release(runner, { keep: false, reason: `internal error: ${(err as Error).message}` });
+      throw err;
+    }
+  }
+
+  /** Sends a run event, retrying through server restarts; gives up only if the run is no longer ours. */
+  private async report(ids: { executorId: string; invocationId: string; attempt: number }, event: RunEvent, signal: AbortSignal): Promise<void> {
+    for (let backoff = 200; ; backoff = Math.min(backoff * 2, 5000)) {
+      try {
+        await this.cfg.client.updateRun({ executor_id: ids.executorId, invocation_id: ids.invocationId, attempt: ids.attempt, event });
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && (err.code === 'stale' || err.code === 'not_found')) {
+          this.active.get(ids.invocationId)?.abort.abort({ kind: 'lost', why: 'the server reassigned this run' } satisfies StopReason);
+          return;
+        }
+        if (this.stopping.signal.aborted || (signal.aborted && event.type !== 'finished')) return;
+        await sleep(backoff, this.stopping.signal);
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,1 @@
+export { startServer, localPlatform, type ServerConfig, type RunningServer } from './server.ts';

@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import { AppendLogRequest, ExecutorInfo, ExecutorState, LeaseRequest, UpdateRunRequest } from '@hearth/api';
+import type { ServerContext } from '../context.ts';
+import { HearthError } from '@hearth/core';
+
+/** The executor protocol: executors pull work and push results; they never touch the server's disk. */
+export function registerExecutorApi(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/internal/v1/executors/Register', { schema: { body: ExecutorInfo } }, async (req) => {
+    return ctx.scheduler.register(req.body as ExecutorInfo);
+  });
+
+  app.post('/internal/v1/executors/Heartbeat', { schema: { body: ExecutorState } }, async (req) => {
+    return ctx.scheduler.heartbeat(req.body as ExecutorState);
+  });
+
+  app.post('/internal/v1/executors/Lease', { schema: { body: LeaseRequest } }, async (req) => {
+    const abort = new AbortController();
+    req.raw.on('close', () => abort.abort());
+    const task = await ctx.scheduler.lease(req.body as LeaseRequest, abort.signal);
+    return { task };
+  });
+
+  app.post('/internal/v1/runs/Update', { schema: { body: UpdateRunRequest } }, async (req) => {
+    const b = req.body as UpdateRunRequest;
+    await ctx.scheduler.update(b.executor_id, b.invocation_id, b.attempt, b.event);
+    if (b.event.type === 'finished') ctx.logs.notify(b.invocation_id);
+    return { ok: true };
+  });
+
+  app.post('/internal/v1/runs/AppendLog', { schema: { body: AppendLogRequest }, bodyLimit: 64 << 20 }, async (req) => {
+    const b = req.body as AppendLogRequest;
+    const row = await ctx.runs.row(b.invocation_id);
+    if (row.executor_id !== b.executor_id || row.attempt !== b.attempt) {
+      throw new HearthError('stale', `invocation ${b.invocation_id} attempt ${b.attempt} does not belong to executor ${b.executor_id}`, 409);
+    }
+    const next = ctx.logs.append(b.invocation_id, b.offset, Buffer.from(b.data, 'base64'));
+    return { next_offset: next };
+  });
+}

@@ -1,0 +1,94 @@
+import { arch, platform } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { HearthError } from '@hearth/core';
+import type { ServerContext } from './context.ts';
+import { openDatabase } from './db/index.ts';
+import { LogStore } from './logStore.ts';
+import { RunStore } from './runStore.ts';
+import { Scheduler } from './scheduler.ts';
+import { registerExecutorApi } from './routes/executorApi.ts';
+import { registerPages } from './routes/pages.ts';
+import { registerPublicApi } from './routes/publicApi.ts';
+
+export interface ServerConfig {
+  /** Holds hearth.db and logs/. */
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** URL users and GitHub links use to reach this server; defaults to http://host:port. */
+  publicUrl?: string;
+  heartbeatIntervalMs?: number;
+  executorTimeoutMs?: number;
+  affinityWaitMs?: number;
+  logger?: Logger;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  ctx: ServerContext;
+  close(): Promise<void>;
+}
+
+/** os/arch names as Bazel and the reference product's platform properties spell them. */
+export function localPlatform(): { os: string; arch: string } {
+  const a = arch();
+  return { os: platform(), arch: a === 'x64' ? 'amd64' : a };
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = config.logger ?? pino({ level: process.env.HEARTH_LOG_LEVEL ?? 'info' });
+  const db = await openDatabase(join(config.dataDir, 'hearth.db'));
+  const app = Fastify({
+    loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: 256 << 20,
+    ajv: { customOptions: { strict: false, coerceTypes: false, removeAdditional: false } },
+  });
+  app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, _req, reply) => {
+    if (err instanceof HearthError) return reply.status(err.httpStatus).send({ code: err.code, message: err.message });
+    if (err.validation) return reply.status(400).send({ code: 'invalid_argument', message: err.message });
+    if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ code: err.code ?? 'bad_request', message: err.message });
+    log.error({ err }, 'request failed');
+    return reply.status(500).send({ code: 'internal', message: err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: 'not_found', message: `no route ${req.method} ${req.url}` }));
+
+  const runs = new RunStore(db);
+  const scheduler = new Scheduler(
+    runs,
+    {
+      heartbeatIntervalMs: config.heartbeatIntervalMs ?? 1000,
+      executorTimeoutMs: config.executorTimeoutMs ?? 30_000,
+      affinityWaitMs: config.affinityWaitMs ?? 3000,
+    },
+    log.child({ component: 'scheduler' }),
+  );
+  const ctx: ServerContext = { db, runs, logs: new LogStore(join(config.dataDir, 'logs')), scheduler, log, defaults: localPlatform() };
+  app.get('/healthz', async () => ({ ok: true }));
+  registerPublicApi(app, ctx);
+  registerExecutorApi(app, ctx);
+  registerPages(app, ctx);
+
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const hostForUrl = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
+  runs.publicUrl = config.publicUrl ?? url;
+  await scheduler.start();
+  return {
+    url,
+    port,
+    app,
+    ctx,
+    async close() {
+      scheduler.stop();
+      await app.close();
+      await db.destroy();
+    },
+  };
+}
