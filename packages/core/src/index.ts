@@ -3,3 +3,4 @@ export * from './runnerKey.ts';
 export * from './duration.ts';
 export * from './errors.ts';
 export * from './secretMasker.ts';
+export * from './config/index.ts';

@@ -1,0 +1,3 @@
+export * from './refPattern.ts';
+export * from './quantities.ts';
+export * from './workflowConfig.ts';
