@@ -20,6 +20,7 @@ export interface ExecutorFlags {
   maxRunnerDiskGb: number;
   diskBudgetGb: number;
   bazel?: string;
+  bazelUserRoot?: string;
   killGraceMs: number;
 }
 
@@ -40,6 +41,7 @@ export function makeExecutor(serverUrl: string, dataDir: string, flags: Executor
     maxRunnerDiskBytes: flags.maxRunnerDiskGb * 2 ** 30,
     totalDiskBudgetBytes: flags.diskBudgetGb * 2 ** 30,
     bazelPath: findBazel(flags.bazel),
+    bazelUserRoot: flags.bazelUserRoot ? resolve(flags.bazelUserRoot) : undefined,
     killGraceMs: flags.killGraceMs,
     ...localPlatform(),
     log: log.child({ component: 'executor' }),

@@ -14,6 +14,7 @@ const executorOptions = (cmd: Command) =>
     .option('--max-runner-disk-gb <n>', 'a runner larger than this after a run is not kept', parseIntFlag('--max-runner-disk-gb'), 20)
     .option('--disk-budget-gb <n>', 'idle runners are evicted while all runners use more than this', parseIntFlag('--disk-budget-gb'), 100)
     .option('--bazel <path>', 'Bazel binary runners use (default: $HEARTH_BAZEL, bazelisk/bazel on PATH, or the bundled one)')
+    .option('--bazel-user-root <dir>', "Bazel's --output_user_root shared by this executor's runners (default: <data-dir>/bazel-user-root)")
     .addOption(new Option('--kill-grace-ms <ms>', 'after SIGINT, how long a cancelled step gets before SIGKILL').argParser(parseIntFlag('--kill-grace-ms')).default(5000));
 
 const serverOptions = (cmd: Command) =>

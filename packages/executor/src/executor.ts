@@ -22,6 +22,8 @@ export interface ExecutorConfig {
   totalDiskBudgetBytes?: number;
   /** The Bazel binary runners get as `bazel` on PATH. */
   bazelPath: string;
+  /** Bazel's --output_user_root for all runners (install base extracted once); default <dataDir>/bazel-user-root. */
+  bazelUserRoot?: string;
   isolation?: Isolation;
   /** After SIGINT, how long a cancelled/timed-out step gets before SIGKILL. */
   killGraceMs?: number;
@@ -62,7 +64,7 @@ export class Executor {
       maxRunners,
       maxRunnerDiskBytes: cfg.maxRunnerDiskBytes ?? 20 * 2 ** 30,
       totalDiskBudgetBytes: cfg.totalDiskBudgetBytes ?? 100 * 2 ** 30,
-      bazelUserRoot: join(cfg.dataDir, 'bazel-user-root'),
+      bazelUserRoot: cfg.bazelUserRoot ?? join(cfg.dataDir, 'bazel-user-root'),
       log: cfg.log.child({ component: 'runner-pool' }),
     });
   }
