@@ -117,6 +117,29 @@ export class HearthClient {
   appendLog(req: AppendLogRequest, signal?: AbortSignal) {
     return this.post<AppendLogResponse>('/internal/v1/runs/AppendLog', req, signal);
   }
+
+  /** Uploads the run's artifacts directory as one tar archive. */
+  async uploadArtifacts(ids: { executor_id: string; invocation_id: string; attempt: number }, tar: Buffer, signal?: AbortSignal): Promise<void> {
+    const q = new URLSearchParams({ executor_id: ids.executor_id, invocation_id: ids.invocation_id, attempt: String(ids.attempt) });
+    const res = await fetch(`${this.baseUrl}/internal/v1/runs/UploadArtifacts?${q}`, {
+      method: 'POST',
+      headers: { ...this.opts.headers, 'content-type': 'application/x-tar' },
+      body: tar,
+      signal,
+    });
+    if (!res.ok) {
+      const b = (await res.json().catch(() => ({}))) as { code?: string; message?: string };
+      throw new ApiError(res.status, b.code ?? `http_${res.status}`, b.message ?? res.statusText);
+    }
+  }
+
+  /** The run's artifacts as a tar archive, or null when it produced none. */
+  async downloadArtifacts(invocationId: string, signal?: AbortSignal): Promise<Buffer | null> {
+    const res = await fetch(`${this.baseUrl}/api/v1/invocations/${encodeURIComponent(invocationId)}/artifacts.tar`, { headers: this.opts.headers, signal });
+    if (res.status === 404) return null;
+    if (!res.ok) throw new ApiError(res.status, `http_${res.status}`, await res.text());
+    return Buffer.from(await res.arrayBuffer());
+  }
 }
 
 function causeMessage(err: unknown): string {

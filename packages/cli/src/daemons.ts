@@ -1,14 +1,9 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { HearthClient } from '@hearth/api';
 import { Executor } from '@hearth/executor';
 import { localPlatform, startServer } from '@hearth/server';
 import pino, { type Logger } from 'pino';
 import { findBazel } from './bazelPath.ts';
-
-export function defaultDataDir(): string {
-  return process.env.HEARTH_DATA_DIR ?? join(homedir(), '.hearth');
-}
 
 export function makeLogger(): Logger {
   // Logs go to stderr so stdout stays for what the user asked to see (URLs, results).
@@ -22,14 +17,6 @@ export interface ExecutorFlags {
   bazel?: string;
   bazelUserRoot?: string;
   killGraceMs: number;
-}
-
-export function parseIntFlag(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(v)}`);
-    return n;
-  };
 }
 
 export function makeExecutor(serverUrl: string, dataDir: string, flags: ExecutorFlags, log: Logger, executorId?: string): Executor {

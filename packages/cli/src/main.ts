@@ -1,12 +1,16 @@
 import { resolve, join } from 'node:path';
 import { Command, Option } from 'commander';
-import { defaultDataDir, makeExecutor, makeLogger, onShutdown, parseIntFlag, startServer } from './daemons.ts';
+import { defaultDataDir, parseIntFlag } from './cliOptions.ts';
 import { registerRemoteCommand } from './remote.ts';
 
+// Daemon code (fastify, SQLite, the executor) loads only for the commands that run daemons, so
+// `hearth remote` and `--help` start fast.
+const daemons = () => import('./daemons.ts');
 const program = new Command('hearth')
   .description('Warm remote runners for Bazel: run Bazel on runners that stay warm, from your laptop or CI.')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  .enablePositionalOptions();
 
 const executorOptions = (cmd: Command) =>
   cmd
@@ -33,6 +37,7 @@ executorOptions(
       .option('--data-dir <dir>', 'where the node keeps its database, logs and runners', defaultDataDir()),
   ),
 ).action(async (opts) => {
+  const { makeLogger, startServer, makeExecutor, onShutdown } = await daemons();
   const log = makeLogger();
   const dataDir = resolve(opts.dataDir);
   const server = await startServer({
@@ -59,6 +64,7 @@ serverOptions(
     .description('Run the server alone (HTTP API, scheduler, logs). Executors connect to it with `hearth executor`.')
     .option('--data-dir <dir>', 'where the server keeps its database and logs', join(defaultDataDir(), 'server')),
 ).action(async (opts) => {
+  const { makeLogger, startServer, onShutdown } = await daemons();
   const log = makeLogger();
   const server = await startServer({
     dataDir: resolve(opts.dataDir),
@@ -81,6 +87,7 @@ executorOptions(
     .option('--data-dir <dir>', 'where the executor keeps runners', join(defaultDataDir(), 'executor'))
     .option('--id <id>', 'executor id (default: hostname + random suffix)'),
 ).action(async (opts) => {
+  const { makeLogger, makeExecutor, onShutdown } = await daemons();
   const log = makeLogger();
   const executor = makeExecutor(opts.server, opts.dataDir, opts, log, opts.id);
   await executor.start();

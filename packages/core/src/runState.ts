@@ -30,3 +30,16 @@ export function exitCodeForSignal(signal: string): number {
   const n = SIGNAL_NUMBERS[signal];
   return 128 + (n ?? 0);
 }
+
+/**
+ * The exit code a CLI reports for a finished run: the remote step's own code when there is one;
+ * otherwise 8 (interrupted) for cancelled/timed-out runs, 37 (infrastructure) when the executor
+ * running it was lost, and 1 for other failures before any step (bad patch, unknown commit).
+ */
+export function exitCodeForRun(status: RunState, exitCode: number | null, reason: string): number {
+  if (exitCode !== null) return exitCode;
+  if (status === 'succeeded') return 0;
+  if (status === 'cancelled' || status === 'timed_out') return EXIT_INTERRUPTED;
+  if (reason.startsWith('executor lost')) return 37;
+  return 1;
+}

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, symlink, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type HearthClient, type RunEvent, type Task, type Timings, ApiError } from '@hearth/api';
 import type { Logger } from 'pino';
 import { type StopReason, runTask } from './ciRunner.ts';
 import { BareIsolation, type Isolation } from './isolation.ts';
 import { LogUploader } from './logUploader.ts';
+import type { Runner } from './runner.ts';
 import { RunnerPool } from './runnerPool.ts';
 
 export interface ExecutorConfig {
@@ -74,6 +76,9 @@ export class Executor {
     const link = join(this.binDir, 'bazel');
     if (existsSync(link)) await rm(link);
     await symlink(this.cfg.bazelPath, link);
+    const collector = join(this.binDir, 'hearth-collect-outputs');
+    if (existsSync(collector)) await rm(collector);
+    await symlink(fileURLToPath(new URL('../tools/hearth-collect-outputs.mjs', import.meta.url)), collector);
     await this.pool.cleanStale();
     await this.register();
     this.loops = [this.heartbeatLoop(), this.leaseLoop()];
@@ -177,6 +182,7 @@ export class Executor {
     }
     const acquired = await this.pool.acquire(task.runner_key, { clean: task.clean });
     const { runner } = acquired;
+    await runner.resetArtifacts();
     timings.runner_acquire_ms = Date.now() - t0;
     try {
       const provenance = {
@@ -201,6 +207,7 @@ export class Executor {
         timings,
       );
       clearTimeout(timeout);
+      if (!abort.signal.aborted) await this.uploadArtifacts(runner, ids, (b) => uploader.write(b));
       uploader.write(Buffer.from(`\x1b[36m[hearth]\x1b[0m ${outcome.status}: ${outcome.reason}\n`));
       // The result is reported as soon as the log is complete; runner cleanup happens after.
       await uploader.close();
@@ -221,6 +228,22 @@ export class Executor {
       clearTimeout(timeout);
       await this.pool.release(runner, { keep: false, reason: `internal error: ${(err as Error).message}` });
       throw err;
+    }
+  }
+
+  /** Ships what the steps left in $HEARTH_ARTIFACTS_DIR (e.g. fetched outputs) as one tar. */
+  private async uploadArtifacts(runner: Runner, ids: { executorId: string; invocationId: string; attempt: number }, log: (b: Buffer) => void): Promise<void> {
+    if ((await readdir(runner.artifactsDir)).length === 0) return;
+    const chunks: Buffer[] = [];
+    const r = await runner.agent.exec(['tar', '-C', runner.artifactsDir, '-cf', '-', '.'], { cwd: runner.dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, onOutput: (b) => chunks.push(b) });
+    if (r.code !== 0) {
+      log(Buffer.from(`\x1b[36m[hearth]\x1b[0m could not archive artifacts (tar exited ${r.code})\n`));
+      return;
+    }
+    try {
+      await this.cfg.client.uploadArtifacts({ executor_id: ids.executorId, invocation_id: ids.invocationId, attempt: ids.attempt }, Buffer.concat(chunks));
+    } catch (err) {
+      log(Buffer.from(`\x1b[36m[hearth]\x1b[0m could not upload artifacts: ${(err as Error).message}\n`));
     }
   }
 

@@ -52,6 +52,12 @@ export class Runner {
     );
   }
 
+  /** Each run starts with an empty artifacts directory. */
+  async resetArtifacts(): Promise<void> {
+    await rm(this.artifactsDir, { recursive: true, force: true });
+    await mkdir(this.artifactsDir, { recursive: true });
+  }
+
   /** PID of this runner's Bazel server, if its pid file names a live process. */
   bazelServerPid(): number | null {
     const pidFile = join(this.outputBase, 'server', 'server.pid.txt');

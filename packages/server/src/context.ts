@@ -11,6 +11,8 @@ export interface ServerContext {
   logs: LogStore;
   scheduler: Scheduler;
   log: Logger;
+  /** Where run artifacts (one tar per invocation) are kept. */
+  artifactsDir: string;
   /** os/arch assumed for runs that do not say (the server's own). */
   defaults: { os: string; arch: string };
 }

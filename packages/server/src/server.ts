@@ -1,4 +1,5 @@
 import { arch, platform } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -67,7 +68,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     },
     log.child({ component: 'scheduler' }),
   );
-  const ctx: ServerContext = { db, runs, logs: new LogStore(join(config.dataDir, 'logs')), scheduler, log, defaults: localPlatform() };
+  const ctx: ServerContext = {
+    db,
+    runs,
+    logs: new LogStore(join(config.dataDir, 'logs')),
+    scheduler,
+    log,
+    artifactsDir: join(config.dataDir, 'artifacts'),
+    defaults: localPlatform(),
+  };
+  await mkdir(ctx.artifactsDir, { recursive: true });
   app.get('/healthz', async () => ({ ok: true }));
   registerPublicApi(app, ctx);
   registerExecutorApi(app, ctx);

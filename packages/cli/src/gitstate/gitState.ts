@@ -445,7 +445,8 @@ async function buildPatch(p: PatchInput): Promise<Buffer | null> {
     }
 
     const cfg = ['-c', 'core.safecrlf=false', '-c', 'core.splitIndex=false', '-c', 'add.ignoreErrors=false'];
-    await must([...cfg, 'add', '--all', '--', ':/']);
+    // hearth-out/ holds outputs fetched by earlier remote runs: never mirror them back.
+    await must([...cfg, 'add', '--all', '--', ':/', ':(top,exclude,glob)**/hearth-out/**']);
 
     await keepRawBytes(p, must);
 

@@ -1,3 +1,5 @@
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AppendLogRequest, ExecutorInfo, ExecutorState, LeaseRequest, UpdateRunRequest } from '@hearth/api';
 import type { ServerContext } from '../context.ts';
@@ -35,5 +37,18 @@ export function registerExecutorApi(app: FastifyInstance, ctx: ServerContext): v
     }
     const next = ctx.logs.append(b.invocation_id, b.offset, Buffer.from(b.data, 'base64'));
     return { next_offset: next };
+  });
+
+  app.addContentTypeParser('application/x-tar', { parseAs: 'buffer', bodyLimit: 2 * 1024 ** 3 }, (_req, body, done) => done(null, body));
+  app.post('/internal/v1/runs/UploadArtifacts', { bodyLimit: 2 * 1024 ** 3 }, async (req) => {
+    const q = req.query as { executor_id?: string; invocation_id?: string; attempt?: string };
+    const row = await ctx.runs.row(String(q.invocation_id));
+    if (row.executor_id !== q.executor_id || row.attempt !== Number(q.attempt)) {
+      throw new HearthError('stale', `invocation ${q.invocation_id} attempt ${q.attempt} does not belong to executor ${q.executor_id}`, 409);
+    }
+    const dest = join(ctx.artifactsDir, `${row.id}.tar`);
+    await writeFile(`${dest}.tmp`, req.body as Buffer);
+    await rename(`${dest}.tmp`, dest);
+    return { ok: true };
   });
 }

@@ -1,3 +1,5 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { GetLogRequest, InvocationSelector, RunRequest } from '@hearth/api';
 import type { ServerContext } from '../context.ts';
@@ -53,5 +55,14 @@ export function registerPublicApi(app: FastifyInstance, ctx: ServerContext): voi
     const offset = Number(typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : (q.offset ?? 0));
     const sse = (req.headers.accept ?? '').includes('text/event-stream');
     await streamLog(ctx, reply, id, Number.isFinite(offset) && offset >= 0 ? offset : 0, { sse, follow: q.follow !== 'false' });
+  });
+
+  app.get('/api/v1/invocations/:id/artifacts.tar', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const row = await ctx.runs.row(id);
+    const file = join(ctx.artifactsDir, `${row.id}.tar`);
+    if (!existsSync(file)) throw notFound(`invocation ${id} has no artifacts (nothing was written to $HEARTH_ARTIFACTS_DIR)`);
+    reply.type('application/x-tar');
+    return reply.send(createReadStream(file));
   });
 }
