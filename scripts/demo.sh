@@ -25,7 +25,7 @@ trap cleanup EXIT
 hearth() { node "$ROOT/packages/cli/bin/hearth.js" "$@"; }
 
 echo "demo: starting the embedded single node (hearth up)"
-HEARTH_LOG_LEVEL=warn node "$ROOT/packages/cli/bin/hearth.js" up --data-dir "$DATA" --port 0 >"$WORK/up.log" 2>&1 &
+HEARTH_LOG_LEVEL=warn node "$ROOT/packages/cli/bin/hearth.js" up --data-dir "$DATA" --port 0 --cache-port 0 >"$WORK/up.log" 2>&1 &
 NODE_PID=$!
 for _ in $(seq 1 300); do
   URL=$(sed -n 's/^hearth is up at \(http[^ ]*\).*/\1/p' "$WORK/up.log")

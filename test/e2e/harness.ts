@@ -70,13 +70,13 @@ const executorFlags = ['--bazel-user-root', SHARED_BAZEL_USER_ROOT, '--kill-grac
 /** `hearth up` on a free port in a fresh data dir. */
 export async function startNode(extra: string[] = []): Promise<{ proc: Proc; url: string; client: HearthClient; dataDir: string; stop(): Promise<void> }> {
   const dataDir = tempDir('node');
-  const proc = startHearth(['up', '--data-dir', dataDir, '--port', '0', ...executorFlags, ...extra]);
+  const proc = startHearth(['up', '--data-dir', dataDir, '--port', '0', '--cache-port', '0', ...executorFlags, ...extra]);
   const url = (await waitForOutput(proc, /hearth is up at (http:\/\/\S+)/))[1]!;
   return { proc, url, dataDir, client: new HearthClient({ baseUrl: url }), stop: () => stopAll([proc], dataDir) };
 }
 
 export async function startServerProc(dataDir: string, extra: string[] = []): Promise<{ proc: Proc; url: string; client: HearthClient }> {
-  const proc = startHearth(['server', '--data-dir', dataDir, ...extra]);
+  const proc = startHearth(['server', '--data-dir', dataDir, '--cache-port', '0', ...extra]);
   const url = (await waitForOutput(proc, /hearth server listening at (http:\/\/\S+)/))[1]!;
   return { proc, url, client: new HearthClient({ baseUrl: url }) };
 }

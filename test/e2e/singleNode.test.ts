@@ -25,7 +25,7 @@ describe('single node', () => {
     return r;
   };
 
-  test('bazel test twice on one repo: second run is recycled, warm and fast; a salt forks a cold runner', async () => {
+  test('bazel test twice on one repo: second run is recycled, warm and fast; a salt forks a cold runner that gets remote cache hits', async () => {
     const r = repo('hello');
     const req = { repo: r.url, branch: 'main', commit_sha: r.sha, steps: [{ run: 'bazel test //...' }] };
     const first = await runAndWait(client, req);
@@ -48,6 +48,10 @@ describe('single node', () => {
     assert.equal(salted.status, 'succeeded', salted.status_reason);
     assert.equal(salted.runner?.kind, 'cold');
     assert.notEqual(salted.runner?.runner_id, first.runner?.runner_id);
+    // The cold runner still starts warm-ish: the colocated remote cache has every action.
+    const saltedLog = await fullLog(client, salted.invocation_id);
+    assert.match(saltedLog, /\d+ processes: \d+ remote cache hit/);
+    assert.doesNotMatch(saltedLog, /linux-sandbox/);
   });
 
   test('exit codes: a failing step ends the run with its code and later steps do not run', async () => {

@@ -160,7 +160,11 @@ export const ExecutorState = Type.Object({
 });
 export type ExecutorState = Static<typeof ExecutorState>;
 
-export const RegisterResponse = Type.Object({ heartbeat_interval_ms: Type.Integer() });
+export const RegisterResponse = Type.Object({
+  heartbeat_interval_ms: Type.Integer(),
+  /** The server's REAPI cache (`grpc://host:port`) for runners' --remote_cache, or null. */
+  cache_address: Type.Union([Type.String(), Type.Null()]),
+});
 export type RegisterResponse = Static<typeof RegisterResponse>;
 
 export const HeartbeatResponse = Type.Object({

@@ -26,6 +26,9 @@ const serverOptions = (cmd: Command) =>
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'HTTP port (0 picks a free one)', parseIntFlag('--port'), 8080)
     .option('--public-url <url>', 'URL users and GitHub links use to reach this server')
+    .option('--cache-port <n>', 'port of the colocated Bazel remote cache (gRPC; 0 picks a free one)', parseIntFlag('--cache-port'), 8981)
+    .option('--no-cache', 'do not run the remote cache')
+    .option('--cache-max-gb <n>', 'remote cache size; least recently used blobs are evicted beyond it', parseIntFlag('--cache-max-gb'), 10)
     .addOption(new Option('--executor-timeout-ms <ms>', 'an executor silent this long is lost').argParser(parseIntFlag('--executor-timeout-ms')).default(30_000))
     .addOption(new Option('--heartbeat-interval-ms <ms>').argParser(parseIntFlag('--heartbeat-interval-ms')).default(1000).hideHelp());
 
@@ -47,11 +50,16 @@ executorOptions(
     publicUrl: opts.publicUrl,
     executorTimeoutMs: opts.executorTimeoutMs,
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
+    cache: opts.cache === false ? false : { port: opts.cachePort, maxBytes: opts.cacheMaxGb * 2 ** 30 },
     logger: log.child({ component: 'server' }),
   });
   const executor = makeExecutor(server.url, join(dataDir, 'executor'), opts, log);
   await executor.start();
-  process.stdout.write(`hearth is up at ${server.url}\n  data: ${dataDir}\n  try:  hearth remote --server ${server.url} test //...\n`);
+  process.stdout.write(
+    `hearth is up at ${server.url}\n` +
+      (server.cacheAddress ? `  remote cache: ${server.cacheAddress}\n` : '') +
+      `  data: ${dataDir}\n  try:  hearth remote --server ${server.url} test //...\n`,
+  );
   onShutdown(async () => {
     await executor.stop();
     await server.close();
@@ -73,9 +81,10 @@ serverOptions(
     publicUrl: opts.publicUrl,
     executorTimeoutMs: opts.executorTimeoutMs,
     heartbeatIntervalMs: opts.heartbeatIntervalMs,
+    cache: opts.cache === false ? false : { port: opts.cachePort, maxBytes: opts.cacheMaxGb * 2 ** 30 },
     logger: log.child({ component: 'server' }),
   });
-  process.stdout.write(`hearth server listening at ${server.url}\n`);
+  process.stdout.write(`hearth server listening at ${server.url}\n${server.cacheAddress ? `  remote cache: ${server.cacheAddress}\n` : ''}`);
   onShutdown(() => server.close());
 });
 

@@ -54,19 +54,23 @@ export class Executor {
   private readonly maxConcurrent: number;
   private readonly binDir: string;
   private registered = false;
+  /** The server's REAPI cache, learnt at registration. */
+  private cacheAddress: string | null = null;
+  /** Shared Bazel output_user_root: the install base is extracted once per executor, not per runner. */
+  private readonly bazelUserRoot: string;
 
   constructor(private readonly cfg: ExecutorConfig) {
     this.id = cfg.executorId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
     const maxRunners = cfg.maxRunners ?? 4;
     this.maxConcurrent = Math.min(cfg.maxConcurrentRuns ?? maxRunners, maxRunners);
     this.binDir = join(cfg.dataDir, 'bin');
+    this.bazelUserRoot = cfg.bazelUserRoot ?? join(cfg.dataDir, 'bazel-user-root');
     this.pool = new RunnerPool({
       rootDir: join(cfg.dataDir, 'runners'),
       isolation: cfg.isolation ?? new BareIsolation(),
       maxRunners,
       maxRunnerDiskBytes: cfg.maxRunnerDiskBytes ?? 20 * 2 ** 30,
       totalDiskBudgetBytes: cfg.totalDiskBudgetBytes ?? 100 * 2 ** 30,
-      bazelUserRoot: cfg.bazelUserRoot ?? join(cfg.dataDir, 'bazel-user-root'),
       log: cfg.log.child({ component: 'runner-pool' }),
     });
   }
@@ -100,6 +104,7 @@ export class Executor {
           this.stopping.signal,
         );
         this.heartbeatIntervalMs = res.heartbeat_interval_ms;
+        this.cacheAddress = res.cache_address;
         this.registered = true;
         return;
       } catch (err) {
@@ -183,6 +188,12 @@ export class Executor {
     const acquired = await this.pool.acquire(task.runner_key, { clean: task.clean });
     const { runner } = acquired;
     await runner.resetArtifacts();
+    await runner.writeBazelrc({
+      bazelUserRoot: this.bazelUserRoot,
+      // A run opts out of the shared cache with the platform property remote-cache=false.
+      remoteCache: task.platform_properties['remote-cache'] === 'false' ? null : this.cacheAddress,
+      metadata: { HEARTH_INVOCATION_ID: task.invocation_id, REPO_URL: task.repo, COMMIT_SHA: task.commit_sha ?? '', BRANCH_NAME: task.branch ?? '' },
+    });
     timings.runner_acquire_ms = Date.now() - t0;
     try {
       const provenance = {

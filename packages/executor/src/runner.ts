@@ -34,22 +34,29 @@ export class Runner {
     this.artifactsDir = join(dir, 'artifacts');
   }
 
-  async prepare(bazelUserRoot: string): Promise<void> {
+  async prepare(): Promise<void> {
     for (const d of [this.repoDir, this.outputBase, this.homeDir, this.tmpDir, this.artifactsDir]) await mkdir(d, { recursive: true });
-    // The home rc has lower precedence than the workspace's own .bazelrc, so users can override
-    // anything here except what makes the runner warm.
-    await writeFile(
-      join(this.homeDir, '.bazelrc'),
-      [
-        '# Written by hearth: keeps this runner warm.',
-        `startup --output_base=${this.outputBase}`,
-        `startup --output_user_root=${bazelUserRoot}`,
-        'startup --max_idle_secs=0',
-        'build --color=yes',
-        'build --curses=no',
-        '',
-      ].join('\n'),
-    );
+  }
+
+  /**
+   * Writes the runner's home .bazelrc for the next run. It has lower precedence than the
+   * workspace's own .bazelrc, so users can override anything here except what keeps the runner
+   * warm. Build metadata changes per run without discarding Bazel's analysis cache.
+   */
+  async writeBazelrc(opts: { bazelUserRoot: string; remoteCache: string | null; metadata: Record<string, string> }): Promise<void> {
+    const lines = [
+      '# Written by hearth for each run: keeps this runner warm and points Bazel at the colocated cache.',
+      `startup --output_base=${this.outputBase}`,
+      `startup --output_user_root=${opts.bazelUserRoot}`,
+      'startup --max_idle_secs=0',
+      'build --color=yes',
+      'build --curses=no',
+    ];
+    if (opts.remoteCache) lines.push(`build --remote_cache=${opts.remoteCache}`);
+    for (const [k, v] of Object.entries(opts.metadata)) {
+      if (/^[A-Za-z0-9_.-]+$/.test(k) && !/[\s"'\\]/.test(v)) lines.push(`build --build_metadata=${k}=${v}`);
+    }
+    await writeFile(join(this.homeDir, '.bazelrc'), `${lines.join('\n')}\n`);
   }
 
   /** Each run starts with an empty artifacts directory. */

@@ -15,8 +15,6 @@ export interface RunnerPoolOptions {
   maxRunnerDiskBytes: number;
   /** Idle runners are evicted, least recently used first, while all runners together exceed this. */
   totalDiskBudgetBytes: number;
-  /** Shared Bazel output_user_root: the install base is extracted once per executor, not per runner. */
-  bazelUserRoot: string;
   log: Logger;
 }
 
@@ -73,7 +71,7 @@ export class RunnerPool {
     await mkdir(dir, { recursive: true });
     const agent = await this.opts.isolation.startAgent(dir);
     const runner = new Runner(id, key, dir, agent);
-    await runner.prepare(this.opts.bazelUserRoot);
+    await runner.prepare();
     runner.busy = true;
     this.runners.set(id, runner);
     return { runner, recycled: false, reason: `cold runner: ${reason}` };

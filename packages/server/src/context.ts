@@ -13,6 +13,8 @@ export interface ServerContext {
   log: Logger;
   /** Where run artifacts (one tar per invocation) are kept. */
   artifactsDir: string;
+  /** Address runners pass to Bazel as --remote_cache, or null when the cache is off. */
+  cacheAddress: string | null;
   /** os/arch assumed for runs that do not say (the server's own). */
   defaults: { os: string; arch: string };
 }

@@ -24,6 +24,8 @@ export interface SchedulerOptions {
  */
 export class Scheduler {
   private reaper: NodeJS.Timeout | undefined;
+  /** Set by stop(): pending long polls answer "no task" so the HTTP server can close. */
+  private stopped = false;
   /** Wakes long-polling lease calls when runs are queued. */
   private readonly queueWaiters = new Set<() => void>();
 
@@ -49,6 +51,7 @@ export class Scheduler {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.reaper);
     for (const w of this.queueWaiters) w();
   }
@@ -106,15 +109,16 @@ export class Scheduler {
   /** Long-poll: returns a task for this executor, or null after `waitMs`. */
   async lease(state: ExecutorState & { wait_ms: number }, signal?: AbortSignal): Promise<Task | null> {
     const deadline = Date.now() + state.wait_ms;
+    const hb = await this.heartbeat(state);
+    if (hb.reregister) throw new HearthError('unregistered', `executor ${state.executor_id} is not registered: register again`, 409);
     for (;;) {
-      const hb = await this.heartbeat(state);
-      if (hb.reregister) throw new HearthError('unregistered', `executor ${state.executor_id} is not registered: register again`, 409);
+      // Free slots only grow while a lease is outstanding (the executor leases only with a free slot).
       if (state.free_slots > 0) {
-        const task = await this.tryClaim(state);
+        const task = await this.tryClaim(state.executor_id);
         if (task) return task;
       }
       const left = deadline - Date.now();
-      if (left <= 0 || signal?.aborted) return null;
+      if (left <= 0 || signal?.aborted || this.stopped) return null;
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(t);
@@ -127,10 +131,21 @@ export class Scheduler {
         this.queueWaiters.add(done);
         signal?.addEventListener('abort', done, { once: true });
       });
+      // Never claim a run for an executor that is gone: nobody would receive the task.
+      if (signal?.aborted || this.stopped) return null;
+      // While this call waited, the request's state aged (runners went idle, runs ended) and the
+      // executor's heartbeats kept its row current: stay alive without overwriting the row.
+      const touched = await this.db
+        .updateTable('executors')
+        .set({ last_seen_at: Date.now() })
+        .where('id', '=', state.executor_id)
+        .where('lost', '=', 0)
+        .executeTakeFirst();
+      if (Number(touched.numUpdatedRows) === 0) throw new HearthError('unregistered', `executor ${state.executor_id} is not registered: register again`, 409);
     }
   }
 
-  private async tryClaim(state: ExecutorState): Promise<Task | null> {
+  private async tryClaim(executorId: string): Promise<Task | null> {
     const now = Date.now();
     const queued = await this.db
       .selectFrom('invocations')
@@ -140,12 +155,15 @@ export class Scheduler {
       .limit(200)
       .execute();
     if (queued.length === 0) return null;
-    const mine = new Set(state.idle_runner_keys);
+    // Route by what the executor last reported (lease or heartbeat), not by the lease request:
+    // a long poll's request may predate the runner that just went idle.
+    const me = await this.db.selectFrom('executors').select(['idle_runner_keys_json']).where('id', '=', executorId).executeTakeFirst();
+    const mine = new Set(me ? (JSON.parse(me.idle_runner_keys_json) as string[]) : []);
     const others = await this.db
       .selectFrom('executors')
       .select(['id', 'idle_runner_keys_json', 'free_slots'])
       .where('lost', '=', 0)
-      .where('id', '!=', state.executor_id)
+      .where('id', '!=', executorId)
       .where('last_seen_at', '>', now - this.opts.executorTimeoutMs)
       .execute();
     const warmElsewhere = new Set<string>();
@@ -163,8 +181,8 @@ export class Scheduler {
       .updateTable('invocations')
       .set({
         status: 'running',
-        status_reason: `assigned to executor ${state.executor_id}`,
-        executor_id: state.executor_id,
+        status_reason: `assigned to executor ${executorId}`,
+        executor_id: executorId,
         attempt,
         started_at: pick.started_at ?? now,
       })
@@ -176,7 +194,7 @@ export class Scheduler {
     timings.queued_ms = now - Number(pick.created_at);
     await this.db.updateTable('invocations').set({ timings_json: JSON.stringify(timings) }).where('id', '=', pick.id).execute();
     this.runs.emit(pick.id);
-    this.log.info({ invocation: pick.id, executor: state.executor_id, warm: mine.has(pick.runner_key) }, 'run leased');
+    this.log.info({ invocation: pick.id, executor: executorId, warm: mine.has(pick.runner_key) }, 'run leased');
     return toTask(pick, attempt);
   }
 

@@ -3,6 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { LocalDiskStore } from '@hearth/blobstore';
+import { type CacheServer, FileActionCacheStore, startCacheServer } from '@hearth/cache';
 import { HearthError } from '@hearth/core';
 import type { ServerContext } from './context.ts';
 import { openDatabase } from './db/index.ts';
@@ -25,10 +27,14 @@ export interface ServerConfig {
   executorTimeoutMs?: number;
   affinityWaitMs?: number;
   logger?: Logger;
+  /** The colocated REAPI cache; false turns it off. */
+  cache?: { port: number; maxBytes?: number } | false;
 }
 
 export interface RunningServer {
   url: string;
+  /** `grpc://host:port` of the remote cache, or null when it is off. */
+  cacheAddress: string | null;
   port: number;
   app: FastifyInstance;
   ctx: ServerContext;
@@ -75,6 +81,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     scheduler,
     log,
     artifactsDir: join(config.dataDir, 'artifacts'),
+    cacheAddress: null,
     defaults: localPlatform(),
   };
   await mkdir(ctx.artifactsDir, { recursive: true });
@@ -89,15 +96,29 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const hostForUrl = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${hostForUrl.includes(':') ? `[${hostForUrl}]` : hostForUrl}:${port}`;
   runs.publicUrl = config.publicUrl ?? url;
+  let cache: CacheServer | null = null;
+  if (config.cache !== false) {
+    const store = await LocalDiskStore.open({ rootDir: join(config.dataDir, 'cache'), maxBytes: config.cache?.maxBytes ?? 10 * 2 ** 30 });
+    cache = await startCacheServer({
+      store,
+      acStore: new FileActionCacheStore(join(config.dataDir, 'cache', 'ac')),
+      host: config.host,
+      port: config.cache?.port ?? 0,
+    });
+    // Executors (and laptops) reach the cache at the same host as the server.
+    ctx.cacheAddress = `grpc://${new URL(runs.publicUrl).hostname}:${cache.port}`;
+  }
   await scheduler.start();
   return {
     url,
     port,
+    cacheAddress: ctx.cacheAddress,
     app,
     ctx,
     async close() {
       scheduler.stop();
       await app.close();
+      await cache?.close();
       await db.destroy();
     },
   };

@@ -8,16 +8,19 @@ import { HearthError } from '@hearth/core';
 /** The executor protocol: executors pull work and push results; they never touch the server's disk. */
 export function registerExecutorApi(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/internal/v1/executors/Register', { schema: { body: ExecutorInfo } }, async (req) => {
-    return ctx.scheduler.register(req.body as ExecutorInfo);
+    return { ...(await ctx.scheduler.register(req.body as ExecutorInfo)), cache_address: ctx.cacheAddress };
   });
 
   app.post('/internal/v1/executors/Heartbeat', { schema: { body: ExecutorState } }, async (req) => {
     return ctx.scheduler.heartbeat(req.body as ExecutorState);
   });
 
-  app.post('/internal/v1/executors/Lease', { schema: { body: LeaseRequest } }, async (req) => {
+  app.post('/internal/v1/executors/Lease', { schema: { body: LeaseRequest } }, async (req, reply) => {
     const abort = new AbortController();
-    req.raw.on('close', () => abort.abort());
+    // The response's 'close' means the executor went away (or we answered). Not the request's:
+    // an IncomingMessage emits 'close' as soon as its body has been read, which ended every
+    // long poll at once and made idle executors spin on Lease.
+    reply.raw.on('close', () => abort.abort());
     const task = await ctx.scheduler.lease(req.body as LeaseRequest, abort.signal);
     return { task };
   });
@@ -32,8 +35,10 @@ export function registerExecutorApi(app: FastifyInstance, ctx: ServerContext): v
   app.post('/internal/v1/runs/AppendLog', { schema: { body: AppendLogRequest }, bodyLimit: 64 << 20 }, async (req) => {
     const b = req.body as AppendLogRequest;
     const row = await ctx.runs.row(b.invocation_id);
-    if (row.executor_id !== b.executor_id || row.attempt !== b.attempt) {
-      throw new HearthError('stale', `invocation ${b.invocation_id} attempt ${b.attempt} does not belong to executor ${b.executor_id}`, 409);
+    // Once a run has ended its log is complete and must not change: an executor that lost the run
+    // (declared lost, then came back) may still hold the same executor id and attempt.
+    if (row.executor_id !== b.executor_id || row.attempt !== b.attempt || row.status !== 'running') {
+      throw new HearthError('stale', `invocation ${b.invocation_id} attempt ${b.attempt} is not running on executor ${b.executor_id}`, 409);
     }
     const next = ctx.logs.append(b.invocation_id, b.offset, Buffer.from(b.data, 'base64'));
     return { next_offset: next };

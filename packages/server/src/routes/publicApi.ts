@@ -9,12 +9,13 @@ import { streamLog } from './logStream.ts';
 
 /** The public API: `POST /api/v1/<Method>` with JSON bodies, as CLI, curl and UI use it. */
 export function registerPublicApi(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/api/v1/Run', { schema: { body: RunRequest } }, async (req) => {
+  app.post('/api/v1/Run', { schema: { body: RunRequest } }, async (req, reply) => {
     const body = req.body as RunRequest;
     const id = await ctx.runs.create(newRunFromRequest(body, ctx.defaults));
     const waitUntil = body.wait_until ?? (body.async ? 'QUEUED' : 'STARTED');
     const abort = new AbortController();
-    req.raw.on('close', () => abort.abort());
+    // The response's 'close' fires when the client disconnects; the request's fires once its body is read.
+    reply.raw.on('close', () => abort.abort());
     if (waitUntil === 'QUEUED') return { invocation_id: id, status: 'queued', url: ctx.runs.urlFor(id) };
     const inv = await ctx.runs.waitFor(
       id,
