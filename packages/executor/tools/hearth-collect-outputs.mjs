@@ -16,15 +16,19 @@ if (!bepFile || !artifacts) {
 const outDir = join(artifacts, 'outputs');
 const manifest = [];
 const seen = new Set();
+// With --remote_cache Bazel names outputs bytestream://…; the file is still on local disk under the exec root.
+let execRoot = null;
 for (const line of readFileSync(bepFile, 'utf8').split('\n')) {
   if (!line.trim()) continue;
   const ev = JSON.parse(line);
+  if (ev.workspaceInfo?.localExecRoot) execRoot = ev.workspaceInfo.localExecRoot;
   const done = ev.completed;
   if (!ev.id?.targetCompleted || !done?.success) continue;
   for (const f of done.importantOutput ?? []) {
-    if (!f.uri?.startsWith('file://') || seen.has(f.name)) continue;
+    if (!f.name || seen.has(f.name)) continue;
+    const src = f.uri?.startsWith('file://') ? fileURLToPath(f.uri) : execRoot ? join(execRoot, ...(f.pathPrefix ?? []), f.name) : null;
+    if (!src || !existsSync(src)) continue;
     seen.add(f.name);
-    const src = fileURLToPath(f.uri);
     const dest = join(outDir, f.name);
     mkdirSync(dirname(dest), { recursive: true });
     cpSync(src, dest, { dereference: true });

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { ApiError, HearthClient } from '@hearth/api/client.ts';
@@ -211,7 +211,9 @@ async function downloadOutputs(client: HearthClient, id: string, workspaceRoot: 
   execFileSync('tar', ['-x', '-C', staging], { input: tar, maxBuffer: 2 * 1024 ** 3 });
   const manifestFile = join(staging, 'outputs.json');
   const manifest: OutputEntry[] = existsSync(manifestFile) ? JSON.parse(readFileSync(manifestFile, 'utf8')) : [];
-  execFileSync('bash', ['-c', 'shopt -s dotglob nullglob; mv "$1"/outputs/* "$2"/', 'mv', staging, outDir]);
+  // (No `mv dir/*`: with no outputs the glob is empty and mv fails.)
+  const incoming = join(staging, 'outputs');
+  if (existsSync(incoming)) for (const name of readdirSync(incoming)) renameSync(join(incoming, name), join(outDir, name));
   rmSync(staging, { recursive: true, force: true });
   say(io, `downloaded ${manifest.length} output${manifest.length === 1 ? '' : 's'} into ${outDir}:`);
   for (const m of manifest) io.stderr.write(`  hearth-out/${m.name}\n`);
