@@ -20,9 +20,11 @@ export function parseDurationMs(text: string): number {
 }
 
 export function formatDurationMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
-  const m = Math.floor(ms / 60_000);
-  const s = Math.round((ms % 60_000) / 1000);
-  return `${m}m${s}s`;
+  // Round once, up front, so that rounding never yields "1000ms", "60.0s" or "1m60s".
+  const r = Math.round(ms);
+  if (r < 1000) return `${r}ms`;
+  if (r < 9995) return `${(r / 1000).toFixed(2)}s`;
+  if (r < 59_950) return `${(r / 1000).toFixed(1)}s`;
+  const totalS = Math.round(r / 1000);
+  return `${Math.floor(totalS / 60)}m${totalS % 60}s`;
 }
