@@ -124,6 +124,16 @@ export class Executor {
     };
   }
 
+  /** One heartbeat now (e.g. right after a runner became idle), besides the periodic ones. */
+  private async heartbeatOnce(): Promise<void> {
+    try {
+      const res = await this.cfg.client.heartbeat(this.state(), this.stopping.signal);
+      for (const id of res.cancel_invocations) this.active.get(id)?.abort.abort({ kind: 'cancelled' } satisfies StopReason);
+    } catch {
+      // the periodic heartbeat will carry it
+    }
+  }
+
   private async heartbeatLoop(): Promise<void> {
     while (!this.stopping.signal.aborted) {
       try {
@@ -187,6 +197,7 @@ export class Executor {
     }
     const acquired = await this.pool.acquire(task.runner_key, { clean: task.clean });
     const { runner } = acquired;
+    let released = false;
     await runner.resetArtifacts();
     await runner.writeBazelrc({
       bazelUserRoot: this.bazelUserRoot,
@@ -223,6 +234,13 @@ export class Executor {
       // The result is reported as soon as the log is complete; runner cleanup happens after.
       await uploader.close();
       const lost = abort.signal.aborted && (abort.signal.reason as StopReason).kind === 'lost';
+      // Back in the pool before the result is reported: whoever runs next (e.g. the same
+      // developer's next `hearth remote`) finds this runner idle and warm, and the server hears
+      // about it through an immediate heartbeat.
+      const keep = outcome.keepRunner && !lost;
+      this.pool.giveBack(runner, { keep, reason: outcome.discardReason || 'the run lost its owner' });
+      released = true;
+      if (keep) await this.heartbeatOnce();
       if (!lost) {
         await report({
           type: 'finished',
@@ -233,11 +251,11 @@ export class Executor {
           timings: outcome.timings,
         });
       }
-      log.info({ status: outcome.status, exitCode: outcome.exitCode, keep: outcome.keepRunner }, 'run finished');
-      await this.pool.release(runner, { keep: outcome.keepRunner && !lost, reason: outcome.discardReason || 'the run lost its owner' });
+      log.info({ status: outcome.status, exitCode: outcome.exitCode, keep }, 'run finished');
+      await this.pool.settle(runner);
     } catch (err) {
       clearTimeout(timeout);
-      await this.pool.release(runner, { keep: false, reason: `internal error: ${(err as Error).message}` });
+      if (!released) await this.pool.release(runner, { keep: false, reason: `internal error: ${(err as Error).message}` });
       throw err;
     }
   }

@@ -78,29 +78,41 @@ export class RunnerPool {
   }
 
   /**
-   * Returns a runner after a run. `keep: false` (or a reason the pool finds, like size) destroys it.
-   * Never blocks the run's result: the caller reports first, then releases.
+   * Returns a runner after a run, synchronously, so the next run of its key can take it at once
+   * (the caller reports the result after this). A kept runner is idle immediately; a discarded
+   * one is out of the pool immediately. Slow work (stopping Bazel, deleting, measuring disk)
+   * happens in `settle`, which the caller runs after reporting.
    */
-  async release(runner: Runner, decision: { keep: boolean; reason: string }): Promise<void> {
+  giveBack(runner: Runner, decision: { keep: boolean; reason: string }): void {
     runner.runs++;
     runner.lastUsedMs = Date.now();
-    let { keep, reason } = decision;
-    if (keep) {
-      const bytes = await runner.measureDisk();
-      if (bytes > this.opts.maxRunnerDiskBytes) {
-        keep = false;
-        reason = `runner used ${bytes} bytes of disk, more than the ${this.opts.maxRunnerDiskBytes} allowed per runner`;
-      }
+    if (decision.keep) {
+      runner.busy = false;
+      return;
     }
-    if (!keep) {
-      this.lastDiscard.set(runner.key, `previous runner ${runner.id} was not kept: ${reason}`);
-      this.opts.log.info({ runner: runner.id, reason }, 'discarding runner');
-      this.runners.delete(runner.id);
+    this.lastDiscard.set(runner.key, `previous runner ${runner.id} was not kept: ${decision.reason}`);
+    this.opts.log.info({ runner: runner.id, reason: decision.reason }, 'discarding runner');
+    this.runners.delete(runner.id);
+  }
+
+  /** After `giveBack`: destroys a discarded runner, or enforces the disk limits on a kept one. */
+  async settle(runner: Runner): Promise<void> {
+    if (!this.runners.has(runner.id)) {
       await runner.destroy();
       return;
     }
-    runner.busy = false;
+    const bytes = await runner.measureDisk();
+    if (bytes > this.opts.maxRunnerDiskBytes && !runner.busy && this.runners.has(runner.id)) {
+      await this.evict(runner, `too big: it used ${bytes} bytes of disk, more than the ${this.opts.maxRunnerDiskBytes} allowed per runner`);
+      return;
+    }
     await this.enforceDiskBudget();
+  }
+
+  /** `giveBack` then `settle`, for callers with nothing to do in between. */
+  async release(runner: Runner, decision: { keep: boolean; reason: string }): Promise<void> {
+    this.giveBack(runner, decision);
+    await this.settle(runner);
   }
 
   /** Evicts idle runners (LRU) until a new one fits under maxRunners. */
