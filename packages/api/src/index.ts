@@ -1,2 +1,3 @@
 export * from './schemas.ts';
 export * from './client.ts';
+export * from './workflowSchemas.ts';

@@ -93,6 +93,17 @@ export const RunStatus = Type.Union([
   Type.Literal('timed_out'),
 ]);
 
+/** What a workflow run was started for (absent for Remote Bazel runs). */
+export const WorkflowRunInfo = Type.Object({
+  repo_id: Type.String(),
+  action_name: Type.String(),
+  event: Type.Union([Type.Literal('push'), Type.Literal('pull_request'), Type.Literal('manual')]),
+  pull_request_number: Type.Union([Type.Integer(), Type.Null()]),
+  /** The commit whose run cancelled this one (a newer push to the same branch), if any. */
+  superseded_by: Type.Union([Type.String(), Type.Null()]),
+});
+export type WorkflowRunInfo = Static<typeof WorkflowRunInfo>;
+
 export const Invocation = Type.Object({
   invocation_id: Type.String(),
   name: Type.String(),
@@ -114,6 +125,9 @@ export const Invocation = Type.Object({
   failed_step: Type.Union([Type.Integer(), Type.Null()]),
   attempt: Type.Integer(),
   url: Type.String(),
+  /** False for untrusted runs (pull requests from forks): no secrets, no shared warm state written. */
+  trusted: Type.Optional(Type.Boolean()),
+  workflow: Type.Optional(Type.Union([WorkflowRunInfo, Type.Null()])),
 });
 export type Invocation = Static<typeof Invocation>;
 
@@ -177,6 +191,20 @@ export type HeartbeatResponse = Static<typeof HeartbeatResponse>;
 export const LeaseRequest = Type.Intersect([ExecutorState, Type.Object({ wait_ms: Type.Integer({ minimum: 0, maximum: 60_000 }) })]);
 export type LeaseRequest = Static<typeof LeaseRequest>;
 
+/** A pull request's head and base, as the runner needs them to build the merge result. */
+export const PullRequestInfo = Type.Object({
+  number: Type.Integer(),
+  /** Clone URL of the head repository: a fork's URL when the PR comes from one. */
+  head_repo_url: Type.String(),
+  head_sha: Type.String(),
+  head_branch: Type.String(),
+  /** The branch the PR targets, fetched from the run's `repo`. */
+  base_branch: Type.String(),
+  /** Merge the base branch into the head before running the steps. */
+  merge_with_base: Type.Boolean(),
+});
+export type PullRequestInfo = Static<typeof PullRequestInfo>;
+
 export const Task = Type.Object({
   invocation_id: Type.String(),
   attempt: Type.Integer(),
@@ -196,6 +224,14 @@ export const Task = Type.Object({
   git_fetch_depth: Type.Union([Type.Integer(), Type.Null()]),
   /** Start from a cold runner even if a warm one exists. */
   clean: Type.Boolean(),
+  /** Set for workflow runs of a pull request: the runner checks out the head and merges the base. */
+  pull_request: Type.Optional(Type.Union([PullRequestInfo, Type.Null()])),
+  /** Token for fetching `repo` over HTTPS (trusted runs only); exposed to steps as $REPO_TOKEN, masked. */
+  repo_token: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  /** False for untrusted runs (pull requests from forks): no secrets, and no warm state may be written. Absent = true. */
+  trusted: Type.Optional(Type.Boolean()),
+  /** Lines the runner prints at the top of the log (e.g. config warnings). */
+  notes: Type.Optional(Type.Array(Type.String())),
 });
 export type Task = Static<typeof Task>;
 

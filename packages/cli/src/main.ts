@@ -2,6 +2,7 @@ import { resolve, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { defaultDataDir, parseIntFlag } from './cliOptions.ts';
 import { registerRemoteCommand } from './remote.ts';
+import { registerWorkflowsCommand } from './workflows.ts';
 
 // Daemon code (fastify, SQLite, the executor) loads only for the commands that run daemons, so
 // `hearth remote` and `--help` start fast.
@@ -105,6 +106,7 @@ executorOptions(
 });
 
 registerRemoteCommand(program);
+registerWorkflowsCommand(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`hearth: ${(err as Error).message}\n`);

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StepTiming, Task, Timings } from '@hearth/api';
-import { type RunState, exitCodeForSignal, formatDurationMs, isInfraExitCode } from '@hearth/core';
+import type { PullRequestInfo, StepTiming, Task, Timings } from '@hearth/api';
+import { type RunState, exitCodeForSignal, formatDurationMs, isInfraExitCode, normalizeRepoUrl } from '@hearth/core';
 import type { ExecResult } from './agent/agentClient.ts';
 import type { Runner } from './runner.ts';
 
@@ -43,10 +43,23 @@ const note = (text: string) => Buffer.from(`\x1b[36m[hearth]\x1b[0m ${text}\n`);
  * result, not an error; only setup problems (unknown commit, bad patch) end the run without one.
  */
 export async function runTask(ctx: RunContext, timings: Timings): Promise<RunOutcome> {
+  for (const line of ctx.task.notes ?? []) ctx.log(note(line));
+  const outcome = await runTaskSteps(ctx, timings);
+  // An untrusted run (a fork's pull request) ran code nobody vetted: whatever it left in the runner
+  // (a Bazel server, output base, caches) must never serve another run.
+  if (ctx.task.trusted === false && outcome.keepRunner) {
+    return { ...outcome, keepRunner: false, discardReason: 'it served an untrusted run (a pull request from a fork)' };
+  }
+  return outcome;
+}
+
+async function runTaskSteps(ctx: RunContext, timings: Timings): Promise<RunOutcome> {
   const { task, runner } = ctx;
   const t0 = Date.now();
   const gitEnv = baseEnv(ctx);
-  const git = (args: string[]) => capture(ctx, ['git', ...args], runner.repoDir, gitEnv);
+  // git sync alone may authenticate with the repo token; steps get it only as $REPO_TOKEN.
+  const syncEnv = { ...gitEnv, ...gitAuthEnv(task), ...gitIdentityEnv(task) };
+  const git = (args: string[]) => capture(ctx, ['git', ...args], runner.repoDir, syncEnv);
 
   // --- git sync ---
   let sha: string;
@@ -169,6 +182,37 @@ function stepEnv(ctx: RunContext, sha: string): Record<string, string> {
     HEARTH_ARTIFACTS_DIR: runner.artifactsDir,
     GIT_COMMIT: sha,
     ...(task.branch ? { GIT_BRANCH: task.branch } : {}),
+    ...(task.repo_token && task.trusted !== false ? { REPO_USER: 'x-access-token', REPO_TOKEN: task.repo_token } : {}),
+  };
+}
+
+/**
+ * Lets git fetch `task.repo` over HTTPS with the repo token, as an extra header scoped to that
+ * host (never written to .git/config, never sent to other hosts, never for untrusted runs).
+ */
+function gitAuthEnv(task: Task): Record<string, string> {
+  if (!task.repo_token || task.trusted === false) return {};
+  let origin: string;
+  try {
+    const u = new URL(task.repo);
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') return {};
+    origin = `${u.protocol}//${u.host}/`;
+  } catch {
+    return {};
+  }
+  const basic = Buffer.from(`x-access-token:${task.repo_token}`).toString('base64');
+  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `http.${origin}.extraHeader`, GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
+}
+
+/** Who the merge commit of a pull request run is by: the run's env may say, else hearth. */
+function gitIdentityEnv(task: Task): Record<string, string> {
+  const name = task.env.GIT_COMMITTER_NAME ?? 'hearth';
+  const email = task.env.GIT_COMMITTER_EMAIL ?? 'hearth@localhost';
+  return {
+    GIT_COMMITTER_NAME: name,
+    GIT_COMMITTER_EMAIL: email,
+    GIT_AUTHOR_NAME: task.env.GIT_AUTHOR_NAME ?? name,
+    GIT_AUTHOR_EMAIL: task.env.GIT_AUTHOR_EMAIL ?? email,
   };
 }
 
@@ -181,63 +225,118 @@ async function capture(ctx: RunContext, argv: string[], cwd: string, env: Record
 
 type Git = (args: string[]) => ReturnType<typeof capture>;
 
-/** Brings repo/ to the requested commit, exactly: no stale files, verified HEAD. Returns the sha. */
+/**
+ * Brings repo/ to the requested commit, exactly: no stale files, verified HEAD. Returns the sha.
+ * For a pull request the commit is the PR head, fetched from the head repository (the fork when it
+ * is one), and with `merge_with_base` the base branch is then merged in, so the steps build the
+ * merge result.
+ */
 async function syncRepo(ctx: RunContext, git: Git): Promise<string> {
   const { task } = ctx;
+  const pr = task.pull_request ?? null;
   if (!existsSync(join(ctx.runner.repoDir, '.git'))) {
     const init = await git(['init', '-q', '.']);
     if (!init.ok) throw new Error(`git init failed: ${init.out || init.error}`);
   }
-  const hasOrigin = (await git(['remote', 'get-url', 'origin'])).ok;
-  const setUrl = await git(hasOrigin ? ['remote', 'set-url', 'origin', task.repo] : ['remote', 'add', 'origin', task.repo]);
-  if (!setUrl.ok) throw new Error(`git remote setup failed: ${setUrl.out}`);
+  const setRemote = async (name: string, url: string) => {
+    const has = (await git(['remote', 'get-url', name])).ok;
+    const r = await git(has ? ['remote', 'set-url', name, url] : ['remote', 'add', name, url]);
+    if (!r.ok) throw new Error(`git remote setup failed: ${r.out}`);
+  };
+  await setRemote('origin', task.repo);
+  const fromFork = pr !== null && normalizeRepoUrl(pr.head_repo_url) !== normalizeRepoUrl(task.repo);
+  if (fromFork) await setRemote('pr-head', pr.head_repo_url);
+  const remote = fromFork ? 'pr-head' : 'origin';
+  const sourceUrl = fromFork ? pr.head_repo_url : task.repo;
 
-  const want = task.commit_sha;
+  const want = pr ? pr.head_sha : task.commit_sha;
+  const branch = pr ? pr.head_branch : task.branch;
+  const merging = pr?.merge_with_base === true;
   const haveCommit = async (rev: string) => (await git(['cat-file', '-e', `${rev}^{commit}`])).ok;
   const depth = task.git_fetch_depth && task.git_fetch_depth > 0 ? [`--depth=${task.git_fetch_depth}`] : [];
+  // A merge needs history back to the merge base: no shallow fetches unless the action set a depth,
+  // and a runner left shallow by an earlier run gets its history first.
+  if (merging && depth.length === 0 && (await git(['rev-parse', '--is-shallow-repository'])).out === 'true') {
+    await git(['fetch', '--unshallow', '--no-tags', '--quiet', 'origin']);
+  }
   const fetchMsgs: string[] = [];
   let sha: string;
   if (want && (await haveCommit(want)) && /^[0-9a-f]{40}$/.test(want)) {
     sha = want; // warm runner already has it: no network round trip at all
     ctx.log(note(`commit ${want.slice(0, 12)} already present, no fetch needed`));
   } else {
-    ctx.log(note(`fetching ${want ? `commit ${want.slice(0, 12)}` : `branch ${task.branch}`} from ${task.repo}`));
+    ctx.log(note(`fetching ${want ? `commit ${want.slice(0, 12)}` : `branch ${branch}`} from ${sourceUrl}`));
     if (want && /^[0-9a-f]{40}$/.test(want)) {
       // Shallow by default for a single commit: CI needs the tree, not the history.
-      const f = await git(['fetch', '--force', '--no-tags', '--quiet', depth[0] ?? '--depth=1', 'origin', want]);
+      const f = await git(['fetch', '--force', '--no-tags', '--quiet', ...(merging ? depth : [depth[0] ?? '--depth=1']), remote, want]);
       if (!f.ok) fetchMsgs.push(f.out);
     }
-    if (task.branch && (!want || !(await haveCommit(want)))) {
-      const f = await git(['fetch', '--force', '--no-tags', '--quiet', ...depth, 'origin', `+refs/heads/${task.branch}:refs/remotes/origin/${task.branch}`]);
+    if (branch && (!want || !(await haveCommit(want)))) {
+      const f = await git(['fetch', '--force', '--no-tags', '--quiet', ...depth, remote, `+refs/heads/${branch}:refs/remotes/${remote}/${branch}`]);
       if (!f.ok) fetchMsgs.push(f.out);
     }
     if (want) {
       const full = await git(['rev-parse', '--verify', '--quiet', `${want}^{commit}`]);
       if (!full.ok) {
         throw new SetupError(
-          `commit ${want} was not found in ${task.repo}${task.branch ? ` (branch ${task.branch})` : ''}: push it first, or check the sha.` +
+          `commit ${want} was not found in ${sourceUrl}${branch ? ` (branch ${branch})` : ''}: push it first, or check the sha.` +
             (fetchMsgs.length ? ` git said: ${fetchMsgs.join(' | ')}` : ''),
         );
       }
       sha = full.out;
     } else {
-      const tip = await git(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${task.branch}^{commit}`]);
-      if (!tip.ok) throw new SetupError(`branch ${task.branch} was not found in ${task.repo}: ${fetchMsgs.join(' | ') || 'no such ref'}`);
+      const tip = await git(['rev-parse', '--verify', '--quiet', `refs/remotes/${remote}/${branch}^{commit}`]);
+      if (!tip.ok) throw new SetupError(`branch ${branch} was not found in ${sourceUrl}: ${fetchMsgs.join(' | ') || 'no such ref'}`);
       sha = tip.out;
     }
   }
 
+  // A merge interrupted on this runner (e.g. the executor died mid-merge) must not leak into this run.
+  if (existsSync(join(ctx.runner.repoDir, '.git', 'MERGE_HEAD'))) await git(['reset', '--merge', '--quiet']);
   const clean = await git(['clean', '-x', '-d', '--force', '--quiet', ...task.git_clean_exclude.flatMap((e) => ['-e', e])]);
   if (!clean.ok) throw new Error(`git clean failed: ${clean.out}`);
-  const co = await git(task.branch ? ['checkout', '--force', '--quiet', '-B', task.branch, sha] : ['checkout', '--force', '--quiet', '--detach', sha]);
+  const co = await git(branch ? ['checkout', '--force', '--quiet', '-B', branch, sha] : ['checkout', '--force', '--quiet', '--detach', sha]);
   if (!co.ok) throw new SetupError(`git checkout of ${sha} failed: ${co.out}`);
+  const head = await git(['rev-parse', 'HEAD']);
+  if (!head.ok || head.out !== sha) throw new Error(`after checkout HEAD is ${head.out}, expected ${sha}`);
+  if (merging) await mergeWithBase(ctx, git, pr, sha, depth);
   if (existsSync(join(ctx.runner.repoDir, '.gitmodules'))) {
     const sub = await git(['submodule', 'update', '--init', '--recursive', '--force']);
     if (!sub.ok) throw new SetupError(`git submodule update failed: ${sub.out}`);
   }
-  const head = await git(['rev-parse', 'HEAD']);
-  if (!head.ok || head.out !== sha) throw new Error(`after checkout HEAD is ${head.out}, expected ${sha}`);
   return sha;
+}
+
+/**
+ * Merges the PR's base branch (fetched from origin) into the checked-out head. A conflict aborts
+ * the merge, leaves the tree clean at the head commit, and fails the run naming both branches.
+ */
+async function mergeWithBase(ctx: RunContext, git: Git, pr: PullRequestInfo, headSha: string, depth: string[]): Promise<void> {
+  const { task } = ctx;
+  const baseRef = `refs/remotes/origin/${pr.base_branch}`;
+  const f = await git(['fetch', '--force', '--no-tags', '--quiet', ...depth, 'origin', `+refs/heads/${pr.base_branch}:${baseRef}`]);
+  if (!f.ok) throw new SetupError(`could not fetch base branch ${pr.base_branch} from ${task.repo}: ${f.out}`);
+  const baseSha = (await git(['rev-parse', baseRef])).out;
+  const head = `${pr.head_branch} (${headSha.slice(0, 12)})`;
+  const base = `${pr.base_branch} (${baseSha.slice(0, 12)})`;
+  const m = await git(['merge', '--no-edit', '-m', `Merge ${pr.base_branch} into ${pr.head_branch}`, baseRef]);
+  if (m.ok) {
+    const merged = (await git(['rev-parse', 'HEAD'])).out;
+    ctx.log(note(merged === headSha ? `${pr.head_branch} already contains base branch ${base}` : `merged base branch ${base} into ${head}: ${merged.slice(0, 12)}`));
+    return;
+  }
+  const conflicts = (await git(['diff', '--name-only', '--diff-filter=U'])).out.split('\n').filter(Boolean);
+  await git(['merge', '--abort']);
+  await git(['reset', '--hard', '--quiet', headSha]);
+  await git(['clean', '-x', '-d', '--force', '--quiet', ...task.git_clean_exclude.flatMap((e) => ['-e', e])]);
+  if (conflicts.length > 0) {
+    const files = conflicts.slice(0, 10).join(', ') + (conflicts.length > 10 ? ` and ${conflicts.length - 10} more` : '');
+    throw new SetupError(
+      `merge conflict between ${pr.head_branch} and base branch ${pr.base_branch}: ${head} does not merge cleanly with ${base}, conflicting files: ${files}. Merge ${pr.base_branch} into ${pr.head_branch} and push.`,
+    );
+  }
+  const hint = depth.length > 0 ? ' (git_fetch_depth is set: the merge base may be missing; set merge_with_base: false or drop git_fetch_depth)' : '';
+  throw new SetupError(`could not merge base branch ${base} into ${head}: ${m.out}${hint}`);
 }
 
 /** Applies every patch or none: on failure the tree is reset to the clean commit. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import type { Invocation, RunnerProvenance, RunRequest, Task, Timings } from '@hearth/api';
+import type { Invocation, RunnerProvenance, RunRequest, Task, Timings, WorkflowRunInfo } from '@hearth/api';
 import { type RunState, badRequest, isTerminal, notFound, parseDurationMs, runnerKey } from '@hearth/core';
 import type { Db } from './db/index.ts';
 import type { InvocationsTable } from './db/schema.ts';
@@ -19,6 +19,16 @@ export interface NewRun {
   instance: string;
   os: string;
   arch: string;
+  /** False for untrusted runs (pull requests from forks). Default true. */
+  trusted?: boolean;
+  /** Workflow runs: what started the run (see workflows/), and the key of runs it supersedes. */
+  workflow?: { info: WorkflowRunRecord; key: string | null };
+}
+
+/** Stored as invocations.workflow_json; `WorkflowRunInfo` is its public part. */
+export interface WorkflowRunRecord extends WorkflowRunInfo {
+  /** Where commit statuses go: the base repository and the commit under test. */
+  status_sha: string;
 }
 
 export function newInvocationId(): string {
@@ -81,6 +91,10 @@ export function newRunFromRequest(req: RunRequest, defaults: { os: string; arch:
   };
 }
 
+function publicWorkflowInfo(w: WorkflowRunRecord): WorkflowRunInfo {
+  return { repo_id: w.repo_id, action_name: w.action_name, event: w.event, pull_request_number: w.pull_request_number, superseded_by: w.superseded_by };
+}
+
 function normalizeRelativeDir(dir: string): string {
   const parts = dir.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..') || dir.startsWith('/')) throw badRequest(`"workspace_dir" must be a relative path inside the repo, got ${JSON.stringify(dir)}`);
@@ -136,6 +150,9 @@ export class RunStore {
         failed_step: null,
         current_step: null,
         cancel_requested: 0,
+        trusted: run.trusted === false ? 0 : 1,
+        workflow_json: run.workflow ? JSON.stringify(run.workflow.info) : null,
+        workflow_key: run.workflow?.key ?? null,
       })
       .execute();
     this.emit(id);
@@ -178,6 +195,8 @@ export class RunStore {
       failed_step: row.failed_step,
       attempt: row.attempt,
       url: this.urlFor(row.id),
+      trusted: row.trusted !== 0,
+      workflow: row.workflow_json ? publicWorkflowInfo(JSON.parse(row.workflow_json) as WorkflowRunRecord) : null,
     };
   }
 

@@ -28,6 +28,11 @@ export class Scheduler {
   private stopped = false;
   /** Wakes long-polling lease calls when runs are queued. */
   private readonly queueWaiters = new Set<() => void>();
+  /**
+   * Add to a task, as it is leased, what is never stored with the run (e.g. repository secrets and
+   * tokens for workflow runs). A hook that throws fails the run with its message.
+   */
+  readonly taskHooks: Array<(task: Task, row: InvocationsTable) => Promise<Task>> = [];
 
   constructor(
     private readonly runs: RunStore,
@@ -195,7 +200,14 @@ export class Scheduler {
     await this.db.updateTable('invocations').set({ timings_json: JSON.stringify(timings) }).where('id', '=', pick.id).execute();
     this.runs.emit(pick.id);
     this.log.info({ invocation: pick.id, executor: executorId, warm: mine.has(pick.runner_key) }, 'run leased');
-    return toTask(pick, attempt);
+    let task = toTask(pick, attempt);
+    try {
+      for (const hook of this.taskHooks) task = await hook(task, pick);
+    } catch (err) {
+      await this.runs.finish(pick.id, { status: 'failed', reason: `could not prepare the run: ${(err as Error).message}`, exitCode: null });
+      return null;
+    }
+    return task;
   }
 
   async update(executorId: string, invocationId: string, attempt: number, event: RunEvent): Promise<void> {

@@ -11,9 +11,12 @@ import { openDatabase } from './db/index.ts';
 import { LogStore } from './logStore.ts';
 import { RunStore } from './runStore.ts';
 import { Scheduler } from './scheduler.ts';
+import { registerBlobApi } from './routes/blobApi.ts';
 import { registerExecutorApi } from './routes/executorApi.ts';
+import { registerSnapshotApi } from './routes/snapshotApi.ts';
 import { registerPages } from './routes/pages.ts';
 import { registerPublicApi } from './routes/publicApi.ts';
+import { registerWorkflows } from './workflows/routes.ts';
 
 export interface ServerConfig {
   /** Holds hearth.db and logs/. */
@@ -85,10 +88,18 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     defaults: localPlatform(),
   };
   await mkdir(ctx.artifactsDir, { recursive: true });
+  // One content-addressed store for the REAPI cache and snapshot chunks: one byte budget, one LRU.
+  const blobs = await LocalDiskStore.open({
+    rootDir: join(config.dataDir, 'cache'),
+    maxBytes: (config.cache === false ? undefined : config.cache?.maxBytes) ?? 10 * 2 ** 30,
+  });
   app.get('/healthz', async () => ({ ok: true }));
+  registerBlobApi(app, blobs);
+  registerSnapshotApi(app, ctx);
   registerPublicApi(app, ctx);
   registerExecutorApi(app, ctx);
   registerPages(app, ctx);
+  registerWorkflows(app, ctx);
 
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
@@ -98,9 +109,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   runs.publicUrl = config.publicUrl ?? url;
   let cache: CacheServer | null = null;
   if (config.cache !== false) {
-    const store = await LocalDiskStore.open({ rootDir: join(config.dataDir, 'cache'), maxBytes: config.cache?.maxBytes ?? 10 * 2 ** 30 });
     cache = await startCacheServer({
-      store,
+      store: blobs,
       acStore: new FileActionCacheStore(join(config.dataDir, 'cache', 'ac')),
       host: config.host,
       port: config.cache?.port ?? 0,

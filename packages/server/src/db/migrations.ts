@@ -47,6 +47,63 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_workflows': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('repositories')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('repo_url', 'text', (c) => c.notNull())
+        .addColumn('repo_url_key', 'text', (c) => c.notNull().unique())
+        .addColumn('full_name', 'text')
+        .addColumn('default_branch', 'text', (c) => c.notNull())
+        .addColumn('webhook_secret', 'text', (c) => c.notNull())
+        .addColumn('access_token', 'text')
+        .addColumn('github_api_url', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('repository_secrets')
+        .addColumn('repo_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('repository_secrets_pk', ['repo_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('event', 'text', (c) => c.notNull())
+        .addColumn('repo_id', 'text')
+        .addColumn('received_at', 'bigint', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('invocation_ids_json', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('trigger_json', 'text')
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_received').on('webhook_deliveries').columns(['received_at']).execute();
+      await db.schema.alterTable('invocations').addColumn('trusted', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('invocations').addColumn('workflow_json', 'text').execute();
+      await db.schema.alterTable('invocations').addColumn('workflow_key', 'text').execute();
+      await db.schema.alterTable('invocations').addColumn('commit_status_reported', 'text').execute();
+      await db.schema.createIndex('invocations_workflow_key').on('invocations').columns(['workflow_key', 'status']).execute();
+    },
+  },
+  '0003_snapshots': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('snapshots')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('manifest_hash', 'text', (c) => c.notNull())
+        .addColumn('manifest_size', 'bigint', (c) => c.notNull())
+        .addColumn('size_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('repo', 'text', (c) => c.notNull())
+        .addColumn('git_ref', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('snapshots_repo').on('snapshots').column('repo').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {
