@@ -54,15 +54,47 @@ export type RunResponse = Static<typeof RunResponse>;
 export const InvocationSelector = Type.Object({ invocation_id: Type.String({ minLength: 1 }) });
 export type InvocationSelector = Static<typeof InvocationSelector>;
 
+export const SnapshotAttempt = Type.Object({
+  level: Type.Union([Type.Literal('branch'), Type.Literal('base'), Type.Literal('default')]),
+  ref: Type.String(),
+  outcome: Type.String(),
+  reason: Type.Optional(Type.String()),
+});
+
+export const SnapshotProvenance = Type.Object({
+  /** Which fallback level matched (branch → PR base → default branch), or null: started cold. */
+  level: Type.Union([Type.Literal('branch'), Type.Literal('base'), Type.Literal('default'), Type.Null()]),
+  ref: Type.Union([Type.String(), Type.Null()]),
+  manifest: Type.Union([Type.String(), Type.Null()]),
+  restore_ms: Type.Number(),
+  bytes_fetched: Type.Number(),
+  bytes_reused_locally: Type.Number(),
+  /** Every key tried, in order, and why it was passed over. */
+  attempts: Type.Array(SnapshotAttempt),
+});
+export type SnapshotProvenance = Static<typeof SnapshotProvenance>;
+
+export const SnapshotSave = Type.Object({
+  saved: Type.Boolean(),
+  why: Type.String(),
+  bytes_uploaded: Type.Optional(Type.Number()),
+  bytes_total: Type.Optional(Type.Number()),
+  duration_ms: Type.Optional(Type.Number()),
+});
+export type SnapshotSave = Static<typeof SnapshotSave>;
+
 export const RunnerProvenance = Type.Object({
-  /** How the run got its runner: a recycled warm runner, or a cold new one. */
-  kind: Type.Union([Type.Literal('recycled'), Type.Literal('cold')]),
+  /** How the run got its runner: a recycled warm runner, a runner restored from a snapshot, or cold. */
+  kind: Type.Union([Type.Literal('recycled'), Type.Literal('snapshot'), Type.Literal('cold')]),
   runner_id: Type.String(),
   executor_id: Type.String(),
   /** Human-readable why, e.g. "no idle runner for this key on executor e1". */
   reason: Type.String(),
   /** How many runs this runner had served before this one. */
   previous_runs: Type.Integer(),
+  snapshot: Type.Optional(SnapshotProvenance),
+  /** What happened to this run's warm state afterwards (sent after the result). */
+  save: Type.Optional(SnapshotSave),
 });
 export type RunnerProvenance = Static<typeof RunnerProvenance>;
 
@@ -77,6 +109,8 @@ export type StepTiming = Static<typeof StepTiming>;
 export const Timings = Type.Object({
   queued_ms: Type.Optional(Type.Number()),
   runner_acquire_ms: Type.Optional(Type.Number()),
+  /** Part of runner_acquire_ms: restoring a snapshot onto a cold runner. */
+  restore_ms: Type.Optional(Type.Number()),
   git_sync_ms: Type.Optional(Type.Number()),
   patch_ms: Type.Optional(Type.Number()),
   steps: Type.Optional(Type.Array(StepTiming)),
@@ -224,6 +258,8 @@ export const Task = Type.Object({
   git_fetch_depth: Type.Union([Type.Integer(), Type.Null()]),
   /** Start from a cold runner even if a warm one exists. */
   clean: Type.Boolean(),
+  /** The repository's default branch: the last snapshot fallback. */
+  default_branch: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   /** Set for workflow runs of a pull request: the runner checks out the head and merges the base. */
   pull_request: Type.Optional(Type.Union([PullRequestInfo, Type.Null()])),
   /** Token for fetching `repo` over HTTPS (trusted runs only); exposed to steps as $REPO_TOKEN, masked. */
@@ -240,6 +276,8 @@ export type LeaseResponse = Static<typeof LeaseResponse>;
 
 export const RunEvent = Type.Union([
   Type.Object({ type: Type.Literal('started'), runner: RunnerProvenance }),
+  /** After the result: whether the run's warm state was saved as a snapshot, and why (not). */
+  Type.Object({ type: Type.Literal('snapshot_saved'), save: SnapshotSave }),
   Type.Object({ type: Type.Literal('step_started'), index: Type.Integer() }),
   Type.Object({
     type: Type.Literal('finished'),

@@ -1,6 +1,10 @@
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { HearthClient } from '@hearth/api';
-import { Executor } from '@hearth/executor';
+import { CachingBlobStore, HttpBlobStore, LocalDiskStore } from '@hearth/blobstore';
+import { isSavePolicy, SAVE_POLICIES } from '@hearth/core';
+import { BareIsolation, Executor, SandboxIsolation, WarmStateSnapshots } from '@hearth/executor';
+import { HttpSnapshotIndex } from '@hearth/snapshot';
 import { localPlatform, startServer } from '@hearth/server';
 import pino, { type Logger } from 'pino';
 import { findBazel } from './bazelPath.ts';
@@ -17,10 +21,33 @@ export interface ExecutorFlags {
   bazel?: string;
   bazelUserRoot?: string;
   killGraceMs: number;
+  isolation: string;
+  snapshots: boolean;
+  snapshotSavePolicy: string;
+  chunkCacheGb: number;
 }
 
-export function makeExecutor(serverUrl: string, dataDir: string, flags: ExecutorFlags, log: Logger, executorId?: string): Executor {
+export async function makeExecutor(serverUrl: string, dataDir: string, flags: ExecutorFlags, log: Logger, executorId?: string): Promise<Executor> {
+  const bazelUserRoot = resolve(flags.bazelUserRoot ?? join(dataDir, 'bazel-user-root'));
+  if (flags.isolation !== 'bare' && flags.isolation !== 'sandbox') throw new Error(`--isolation must be bare or sandbox, got ${JSON.stringify(flags.isolation)}`);
+  const isolation = flags.isolation === 'sandbox' ? new SandboxIsolation(bazelUserRoot, join(resolve(dataDir), 'bin')) : new BareIsolation();
+  let snapshots: WarmStateSnapshots | undefined;
+  if (flags.snapshots) {
+    if (flags.isolation !== 'sandbox') throw new Error('--snapshots needs --isolation sandbox: a restored output base must find its files at the same path');
+    if (!isSavePolicy(flags.snapshotSavePolicy)) throw new Error(`--snapshot-save-policy must be one of ${SAVE_POLICIES.join(', ')}`);
+    const local = await LocalDiskStore.open({ rootDir: join(resolve(dataDir), 'chunk-cache'), maxBytes: flags.chunkCacheGb * 2 ** 30 });
+    const bazel = findBazel(flags.bazel);
+    snapshots = new WarmStateSnapshots({
+      store: new CachingBlobStore(local, new HttpBlobStore(serverUrl)),
+      index: new HttpSnapshotIndex(serverUrl),
+      savePolicy: flags.snapshotSavePolicy,
+      // The Bazel binary by name and size (a cheap version fingerprint), not by where it is installed.
+      runnerConfig: { isolation: isolation.name, runnerPath: isolation.runnerPathInside(''), bazel: `${basename(bazel)}:${statSync(bazel).size}`, ...localPlatform() },
+    });
+  }
   return new Executor({
+    isolation,
+    snapshots,
     client: new HearthClient({ baseUrl: serverUrl }),
     dataDir: resolve(dataDir),
     executorId,
@@ -28,7 +55,7 @@ export function makeExecutor(serverUrl: string, dataDir: string, flags: Executor
     maxRunnerDiskBytes: flags.maxRunnerDiskGb * 2 ** 30,
     totalDiskBudgetBytes: flags.diskBudgetGb * 2 ** 30,
     bazelPath: findBazel(flags.bazel),
-    bazelUserRoot: flags.bazelUserRoot ? resolve(flags.bazelUserRoot) : undefined,
+    bazelUserRoot,
     killGraceMs: flags.killGraceMs,
     ...localPlatform(),
     log: log.child({ component: 'executor' }),

@@ -20,6 +20,10 @@ const executorOptions = (cmd: Command) =>
     .option('--disk-budget-gb <n>', 'idle runners are evicted while all runners use more than this', parseIntFlag('--disk-budget-gb'), 100)
     .option('--bazel <path>', 'Bazel binary runners use (default: $HEARTH_BAZEL, bazelisk/bazel on PATH, or the bundled one)')
     .option('--bazel-user-root <dir>', "Bazel's --output_user_root shared by this executor's runners (default: <data-dir>/bazel-user-root)")
+    .option('--isolation <kind>', 'how runners are isolated: bare (a directory) or sandbox (bubblewrap, fixed in-runner paths)', 'bare')
+    .option('--snapshots', 'save warm state as chunked snapshots and restore it onto cold runners (needs --isolation sandbox)', false)
+    .option('--snapshot-save-policy <policy>', 'always | first-non-default-ref | none-available', 'first-non-default-ref')
+    .option('--chunk-cache-gb <n>', 'local cache of snapshot chunks', parseIntFlag('--chunk-cache-gb'), 20)
     .addOption(new Option('--kill-grace-ms <ms>', 'after SIGINT, how long a cancelled step gets before SIGKILL').argParser(parseIntFlag('--kill-grace-ms')).default(5000));
 
 const serverOptions = (cmd: Command) =>
@@ -54,7 +58,7 @@ executorOptions(
     cache: opts.cache === false ? false : { port: opts.cachePort, maxBytes: opts.cacheMaxGb * 2 ** 30 },
     logger: log.child({ component: 'server' }),
   });
-  const executor = makeExecutor(server.url, join(dataDir, 'executor'), opts, log);
+  const executor = await makeExecutor(server.url, join(dataDir, 'executor'), opts, log);
   await executor.start();
   process.stdout.write(
     `hearth is up at ${server.url}\n` +
@@ -99,7 +103,7 @@ executorOptions(
 ).action(async (opts) => {
   const { makeLogger, makeExecutor, onShutdown } = await daemons();
   const log = makeLogger();
-  const executor = makeExecutor(opts.server, opts.dataDir, opts, log, opts.id);
+  const executor = await makeExecutor(opts.server, opts.dataDir, opts, log, opts.id);
   await executor.start();
   process.stdout.write(`hearth executor ${executor.id} pulling work from ${opts.server}\n`);
   onShutdown(() => executor.stop());

@@ -4,3 +4,4 @@ export * from './duration.ts';
 export * from './errors.ts';
 export * from './secretMasker.ts';
 export * from './config/index.ts';
+export * from './snapshot/index.ts';

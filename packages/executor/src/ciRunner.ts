@@ -59,7 +59,7 @@ async function runTaskSteps(ctx: RunContext, timings: Timings): Promise<RunOutco
   const gitEnv = baseEnv(ctx);
   // git sync alone may authenticate with the repo token; steps get it only as $REPO_TOKEN.
   const syncEnv = { ...gitEnv, ...gitAuthEnv(task), ...gitIdentityEnv(task) };
-  const git = (args: string[]) => capture(ctx, ['git', ...args], runner.repoDir, syncEnv);
+  const git = (args: string[]) => capture(ctx, ['git', ...args], runner.inside.repoDir, syncEnv);
 
   // --- git sync ---
   let sha: string;
@@ -90,8 +90,9 @@ async function runTaskSteps(ctx: RunContext, timings: Timings): Promise<RunOutco
   }
 
   // --- steps ---
-  const cwd = task.workspace_dir ? join(runner.repoDir, task.workspace_dir) : runner.repoDir;
-  if (!existsSync(cwd)) {
+  // Paths as the host sees them (for checks) and as the runner sees them (for processes).
+  const cwd = task.workspace_dir ? join(runner.inside.repoDir, task.workspace_dir) : runner.inside.repoDir;
+  if (!existsSync(task.workspace_dir ? join(runner.repoDir, task.workspace_dir) : runner.repoDir)) {
     const reason = `workspace directory "${task.workspace_dir}" does not exist at commit ${sha}`;
     ctx.log(note(`\x1b[31m${reason}\x1b[0m`));
     return { status: 'failed', exitCode: null, reason, failedStep: null, timings: { ...timings, total_ms: Date.now() - t0 }, keepRunner: true, discardReason: '' };
@@ -162,8 +163,8 @@ function baseEnv(ctx: RunContext): Record<string, string> {
   const e = process.env;
   const env: Record<string, string> = {
     PATH: `${ctx.binDir}:${e.PATH ?? '/usr/local/bin:/usr/bin:/bin'}`,
-    HOME: ctx.runner.homeDir,
-    TMPDIR: ctx.runner.tmpDir,
+    HOME: ctx.runner.inside.homeDir,
+    TMPDIR: ctx.runner.inside.tmpDir,
     LANG: e.LANG ?? 'C.UTF-8',
     USER: e.USER ?? 'hearth',
     GIT_TERMINAL_PROMPT: '0',
@@ -179,7 +180,7 @@ function stepEnv(ctx: RunContext, sha: string): Record<string, string> {
     HEARTH: 'true',
     HEARTH_INVOCATION_ID: task.invocation_id,
     HEARTH_RUNNER_ID: runner.id,
-    HEARTH_ARTIFACTS_DIR: runner.artifactsDir,
+    HEARTH_ARTIFACTS_DIR: runner.inside.artifactsDir,
     GIT_COMMIT: sha,
     ...(task.branch ? { GIT_BRANCH: task.branch } : {}),
     ...(task.repo_token && task.trusted !== false ? { REPO_USER: 'x-access-token', REPO_TOKEN: task.repo_token } : {}),
@@ -345,7 +346,7 @@ async function applyPatches(ctx: RunContext, git: Git): Promise<void> {
   for (const [i, b64] of task.patches.entries()) {
     const file = join(runner.tmpDir, `patch-${i}.diff`);
     await writeFile(file, Buffer.from(b64, 'base64'));
-    const r = await git(['apply', '--binary', '--whitespace=nowarn', file]);
+    const r = await git(['apply', '--binary', '--whitespace=nowarn', join(runner.inside.tmpDir, `patch-${i}.diff`)]);
     await rm(file, { force: true });
     if (!r.ok) {
       await git(['reset', '--hard', '--quiet']);

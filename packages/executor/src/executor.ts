@@ -4,11 +4,12 @@ import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type HearthClient, type RunEvent, type Task, type Timings, ApiError } from '@hearth/api';
+import { type HearthClient, type RunEvent, type RunnerProvenance, type Task, type Timings, ApiError } from '@hearth/api';
 import type { Logger } from 'pino';
 import { type StopReason, runTask } from './ciRunner.ts';
 import { BareIsolation, type Isolation } from './isolation.ts';
 import { LogUploader } from './logUploader.ts';
+import type { WarmStateSnapshots } from './snapshots.ts';
 import type { Runner } from './runner.ts';
 import { RunnerPool } from './runnerPool.ts';
 
@@ -27,6 +28,8 @@ export interface ExecutorConfig {
   /** Bazel's --output_user_root for all runners (install base extracted once); default <dataDir>/bazel-user-root. */
   bazelUserRoot?: string;
   isolation?: Isolation;
+  /** Portable warm state (needs an isolation with fixed in-runner paths); off when absent. */
+  snapshots?: WarmStateSnapshots;
   /** After SIGINT, how long a cancelled/timed-out step gets before SIGKILL. */
   killGraceMs?: number;
   os: string;
@@ -58,6 +61,8 @@ export class Executor {
   private cacheAddress: string | null = null;
   /** Shared Bazel output_user_root: the install base is extracted once per executor, not per runner. */
   private readonly bazelUserRoot: string;
+  private readonly isolation: Isolation;
+  private readonly snapshots: WarmStateSnapshots | undefined;
 
   constructor(private readonly cfg: ExecutorConfig) {
     this.id = cfg.executorId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
@@ -65,9 +70,11 @@ export class Executor {
     this.maxConcurrent = Math.min(cfg.maxConcurrentRuns ?? maxRunners, maxRunners);
     this.binDir = join(cfg.dataDir, 'bin');
     this.bazelUserRoot = cfg.bazelUserRoot ?? join(cfg.dataDir, 'bazel-user-root');
+    this.isolation = cfg.isolation ?? new BareIsolation();
+    this.snapshots = cfg.snapshots;
     this.pool = new RunnerPool({
       rootDir: join(cfg.dataDir, 'runners'),
-      isolation: cfg.isolation ?? new BareIsolation(),
+      isolation: this.isolation,
       maxRunners,
       maxRunnerDiskBytes: cfg.maxRunnerDiskBytes ?? 20 * 2 ** 30,
       totalDiskBudgetBytes: cfg.totalDiskBudgetBytes ?? 100 * 2 ** 30,
@@ -200,21 +207,33 @@ export class Executor {
     let released = false;
     await runner.resetArtifacts();
     await runner.writeBazelrc({
-      bazelUserRoot: this.bazelUserRoot,
+      bazelUserRoot: this.isolation.bazelUserRootInside(this.bazelUserRoot),
       // A run opts out of the shared cache with the platform property remote-cache=false.
       remoteCache: task.platform_properties['remote-cache'] === 'false' ? null : this.cacheAddress,
       metadata: { HEARTH_INVOCATION_ID: task.invocation_id, REPO_URL: task.repo, COMMIT_SHA: task.commit_sha ?? '', BRANCH_NAME: task.branch ?? '' },
     });
-    timings.runner_acquire_ms = Date.now() - t0;
     try {
-      const provenance = {
-        kind: acquired.recycled ? ('recycled' as const) : ('cold' as const),
+      const provenance: RunnerProvenance = {
+        kind: acquired.recycled ? 'recycled' : 'cold',
         runner_id: runner.id,
         executor_id: this.id,
         reason: acquired.reason,
         previous_runs: runner.runs,
       };
-      uploader.write(Buffer.from(`\x1b[36m[hearth]\x1b[0m runner ${runner.id} on executor ${this.id}: ${acquired.reason}\n`));
+      // A cold runner starts from the best snapshot of its key (branch → PR base → default branch).
+      if (!acquired.recycled && this.snapshots && !task.clean) {
+        const snap = await this.snapshots.restore(task, runner, abort.signal);
+        provenance.snapshot = snap;
+        timings.restore_ms = snap.restore_ms;
+        if (snap.level) {
+          provenance.kind = 'snapshot';
+          provenance.reason = `restored the ${snap.level} snapshot of ${snap.ref} (${snap.bytes_fetched} bytes fetched, ${snap.bytes_reused_locally} reused locally, ${snap.restore_ms} ms); ${acquired.reason}`;
+        } else {
+          provenance.reason = `${acquired.reason}; no snapshot: ${snap.attempts.map((a) => a.reason ?? a.outcome).join('; ') || 'no key to look up'}`;
+        }
+      }
+      timings.runner_acquire_ms = Date.now() - t0;
+      uploader.write(Buffer.from(`\x1b[36m[hearth]\x1b[0m runner ${runner.id} on executor ${this.id}: ${provenance.kind === 'recycled' ? '' : `${provenance.kind}: `}${provenance.reason}\n`));
       await report({ type: 'started', runner: provenance });
       const outcome = await runTask(
         {
@@ -223,7 +242,7 @@ export class Executor {
           signal: abort.signal,
           log: (b) => uploader.write(b),
           onStepStarted: (index) => report({ type: 'step_started', index }),
-          binDir: this.binDir,
+          binDir: this.isolation.binDirInside(this.binDir),
           killGraceMs: this.cfg.killGraceMs ?? 5000,
         },
         timings,
@@ -238,9 +257,13 @@ export class Executor {
       // developer's next `hearth remote`) finds this runner idle and warm, and the server hears
       // about it through an immediate heartbeat.
       const keep = outcome.keepRunner && !lost;
-      this.pool.giveBack(runner, { keep, reason: outcome.discardReason || 'the run lost its owner' });
-      released = true;
-      if (keep) await this.heartbeatOnce();
+      // Saving needs the runner to itself, so it stays busy until its state is captured.
+      const mightSave = Boolean(this.snapshots) && keep && outcome.status === 'succeeded';
+      if (!mightSave) {
+        this.pool.giveBack(runner, { keep, reason: outcome.discardReason || 'the run lost its owner' });
+        released = true;
+        if (keep) await this.heartbeatOnce();
+      }
       if (!lost) {
         await report({
           type: 'finished',
@@ -250,6 +273,14 @@ export class Executor {
           failed_step: outcome.failedStep,
           timings: outcome.timings,
         });
+      }
+      if (mightSave) {
+        const save = await this.snapshots!.save(task, runner, outcome.status, provenance.snapshot?.level ?? null, this.stopping.signal);
+        await report({ type: 'snapshot_saved', save });
+        log.info({ save }, 'snapshot save');
+        this.pool.giveBack(runner, { keep, reason: '' });
+        released = true;
+        await this.heartbeatOnce();
       }
       log.info({ status: outcome.status, exitCode: outcome.exitCode, keep }, 'run finished');
       await this.pool.settle(runner);
@@ -264,7 +295,7 @@ export class Executor {
   private async uploadArtifacts(runner: Runner, ids: { executorId: string; invocationId: string; attempt: number }, log: (b: Buffer) => void): Promise<void> {
     if ((await readdir(runner.artifactsDir)).length === 0) return;
     const chunks: Buffer[] = [];
-    const r = await runner.agent.exec(['tar', '-C', runner.artifactsDir, '-cf', '-', '.'], { cwd: runner.dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, onOutput: (b) => chunks.push(b) });
+    const r = await runner.agent.exec(['tar', '-C', runner.inside.artifactsDir, '-cf', '-', '.'], { cwd: runner.inside.dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, onOutput: (b) => chunks.push(b) });
     if (r.code !== 0) {
       log(Buffer.from(`\x1b[36m[hearth]\x1b[0m could not archive artifacts (tar exited ${r.code})\n`));
       return;

@@ -1,3 +1,4 @@
 export { Executor, type ExecutorConfig } from './executor.ts';
 export { RunnerPool } from './runnerPool.ts';
-export { BareIsolation, type Isolation } from './isolation.ts';
+export { BareIsolation, SandboxIsolation, type Isolation } from './isolation.ts';
+export { WarmStateSnapshots } from './snapshots.ts';

@@ -20,6 +20,8 @@ export interface Isolation {
   runnerPathInside(runnerDir: string): string;
   /** Where the runner sees the executor's shared Bazel output_user_root. */
   bazelUserRootInside(hostPath: string): string;
+  /** Where the runner sees the executor's bin/ (`bazel`, helpers): on PATH, which Bazel puts in action keys. */
+  binDirInside(hostPath: string): string;
 }
 
 const agentMain = fileURLToPath(new URL('./agent/main.ts', import.meta.url));
@@ -43,6 +45,9 @@ export class BareIsolation implements Isolation {
   bazelUserRootInside(hostPath: string): string {
     return hostPath;
   }
+  binDirInside(hostPath: string): string {
+    return hostPath;
+  }
   async startAgent(runnerDir: string): Promise<AgentClient> {
     const [cmd, ...args] = agentCommand();
     const proc = spawn(cmd!, args, { cwd: runnerDir, stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env } });
@@ -55,6 +60,8 @@ export class BareIsolation implements Isolation {
 /** Fixed in-runner paths: the same on every executor, so a restored output base finds its files. */
 export const SANDBOX_RUNNER_PATH = '/tmp/hearth-runner';
 export const SANDBOX_BAZEL_USER_ROOT = '/tmp/hearth-bazel-user-root';
+/** Bazel hashes PATH into action keys (without --incompatible_strict_action_env): it must not vary by executor. */
+export const SANDBOX_BIN_DIR = '/tmp/hearth-bin';
 
 /**
  * bubblewrap: the runner gets a mount namespace in which its directory is always at
@@ -66,6 +73,7 @@ export class SandboxIsolation implements Isolation {
   readonly name = 'sandbox' as const;
   constructor(
     private readonly bazelUserRoot: string,
+    private readonly binDir: string,
     private readonly bwrap = 'bwrap',
   ) {}
 
@@ -75,17 +83,22 @@ export class SandboxIsolation implements Isolation {
   bazelUserRootInside(): string {
     return SANDBOX_BAZEL_USER_ROOT;
   }
+  binDirInside(): string {
+    return SANDBOX_BIN_DIR;
+  }
 
   async startAgent(runnerDir: string): Promise<AgentClient> {
     // Mount points must exist on the host; they stay empty there.
     await mkdir(SANDBOX_RUNNER_PATH, { recursive: true });
     await mkdir(SANDBOX_BAZEL_USER_ROOT, { recursive: true });
+    await mkdir(SANDBOX_BIN_DIR, { recursive: true });
     await mkdir(this.bazelUserRoot, { recursive: true });
     const args = [
       '--die-with-parent',
       '--dev-bind', '/', '/',
       '--bind', runnerDir, SANDBOX_RUNNER_PATH,
       '--bind', this.bazelUserRoot, SANDBOX_BAZEL_USER_ROOT,
+      '--ro-bind', this.binDir, SANDBOX_BIN_DIR,
       '--chdir', SANDBOX_RUNNER_PATH,
       '--',
       ...agentCommand(),

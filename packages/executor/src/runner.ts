@@ -8,12 +8,39 @@ import type { AgentClient } from './agent/agentClient.ts';
  * One warm workspace: a git checkout, a Bazel output base whose server stays alive between runs,
  * and the runner's own HOME (its .bazelrc pins the output base and keeps the server alive).
  */
-export class Runner {
+export interface RunnerPaths {
+  dir: string;
+  repoDir: string;
+  outputBase: string;
+  homeDir: string;
+  tmpDir: string;
+  artifactsDir: string;
+}
+
+export function runnerPaths(dir: string): RunnerPaths {
+  return {
+    dir,
+    repoDir: join(dir, 'repo'),
+    outputBase: join(dir, 'output-base'),
+    homeDir: join(dir, 'home'),
+    tmpDir: join(dir, 'tmp'),
+    artifactsDir: join(dir, 'artifacts'),
+  };
+}
+
+/**
+ * One warm workspace: a git checkout, a Bazel output base whose server stays alive between runs,
+ * and the runner's own HOME (its .bazelrc pins the output base and keeps the server alive).
+ * The plain fields are host paths (for the executor's own file work); `inside` holds the same
+ * places as the runner's processes see them (equal for bare runners, fixed for sandboxes).
+ */
+export class Runner implements RunnerPaths {
   readonly repoDir: string;
   readonly outputBase: string;
   readonly homeDir: string;
   readonly tmpDir: string;
   readonly artifactsDir: string;
+  readonly inside: RunnerPaths;
   /** Runs this runner has served. */
   runs = 0;
   lastUsedMs = Date.now();
@@ -26,12 +53,10 @@ export class Runner {
     readonly key: string,
     readonly dir: string,
     readonly agent: AgentClient,
+    insideDir: string = dir,
   ) {
-    this.repoDir = join(dir, 'repo');
-    this.outputBase = join(dir, 'output-base');
-    this.homeDir = join(dir, 'home');
-    this.tmpDir = join(dir, 'tmp');
-    this.artifactsDir = join(dir, 'artifacts');
+    ({ repoDir: this.repoDir, outputBase: this.outputBase, homeDir: this.homeDir, tmpDir: this.tmpDir, artifactsDir: this.artifactsDir } = runnerPaths(dir));
+    this.inside = runnerPaths(insideDir);
   }
 
   async prepare(): Promise<void> {
@@ -46,7 +71,7 @@ export class Runner {
   async writeBazelrc(opts: { bazelUserRoot: string; remoteCache: string | null; metadata: Record<string, string> }): Promise<void> {
     const lines = [
       '# Written by hearth for each run: keeps this runner warm and points Bazel at the colocated cache.',
-      `startup --output_base=${this.outputBase}`,
+      `startup --output_base=${this.inside.outputBase}`,
       `startup --output_user_root=${opts.bazelUserRoot}`,
       'startup --max_idle_secs=0',
       'build --color=yes',

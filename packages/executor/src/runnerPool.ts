@@ -70,7 +70,7 @@ export class RunnerPool {
     const dir = join(this.opts.rootDir, id);
     await mkdir(dir, { recursive: true });
     const agent = await this.opts.isolation.startAgent(dir);
-    const runner = new Runner(id, key, dir, agent);
+    const runner = new Runner(id, key, dir, agent, this.opts.isolation.runnerPathInside(dir));
     await runner.prepare();
     runner.busy = true;
     this.runners.set(id, runner);

@@ -212,6 +212,14 @@ export class Scheduler {
 
   async update(executorId: string, invocationId: string, attempt: number, event: RunEvent): Promise<void> {
     const row = await this.runs.row(invocationId);
+    if (event.type === 'snapshot_saved') {
+      // Arrives after the result by design (saving never delays it): only the owner may record it.
+      if (row.executor_id !== executorId || row.attempt !== attempt || !row.runner_json) return;
+      const runner = { ...JSON.parse(row.runner_json), save: event.save };
+      await this.db.updateTable('invocations').set({ runner_json: JSON.stringify(runner) }).where('id', '=', invocationId).execute();
+      this.runs.emit(invocationId);
+      return;
+    }
     if (row.executor_id !== executorId || row.attempt !== attempt || row.status !== 'running') {
       throw new HearthError('stale', `invocation ${invocationId} attempt ${attempt} is not running on executor ${executorId}`, 409);
     }
@@ -298,5 +306,5 @@ export class Scheduler {
 
 function toTask(row: InvocationsTable, attempt: number): Task {
   const spec = JSON.parse(row.spec_json) as RunSpec;
-  return { ...spec, invocation_id: row.id, attempt, runner_key: row.runner_key };
+  return { ...spec, invocation_id: row.id, attempt, runner_key: row.runner_key, default_branch: row.default_branch };
 }

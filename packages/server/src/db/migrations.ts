@@ -97,11 +97,11 @@ const migrations: Record<string, Migration> = {
         .addColumn('manifest_hash', 'text', (c) => c.notNull())
         .addColumn('manifest_size', 'bigint', (c) => c.notNull())
         .addColumn('size_bytes', 'bigint', (c) => c.notNull())
-        .addColumn('repo', 'text', (c) => c.notNull())
+        .addColumn('instance', 'text', (c) => c.notNull())
         .addColumn('git_ref', 'text', (c) => c.notNull())
         .addColumn('created_at', 'bigint', (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('snapshots_repo').on('snapshots').column('repo').execute();
+      await db.schema.createIndex('snapshots_instance').on('snapshots').column('instance').execute();
     },
   },
 };

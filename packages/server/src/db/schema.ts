@@ -95,8 +95,8 @@ export interface SnapshotsTable {
   manifest_hash: string;
   manifest_size: number;
   size_bytes: number;
-  /** Normalized repo URL, for "invalidate all snapshots of this repo". */
-  repo: string;
+  /** `<repo>#<name>`; its repo prefix is what "invalidate all snapshots of this repo" matches. */
+  instance: string;
   git_ref: string;
   created_at: number;
 }

@@ -1,0 +1,2 @@
+export * from './snapshotKey.ts';
+export * from './savePolicy.ts';
