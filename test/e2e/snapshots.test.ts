@@ -4,7 +4,8 @@
  * own branch key. A corrupt chunk makes the lookup fall back, with the reason on the run.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -107,5 +108,42 @@ describe('snapshots', () => {
     const attempts = inv.runner?.snapshot?.attempts ?? [];
     assert.ok(attempts.some((a) => a.outcome === 'unavailable'), JSON.stringify(attempts));
     assert.match(inv.runner!.reason, /no snapshot/);
+  });
+
+  test('a disk-full during save does not change the run\'s result; the failed save is recorded on the run', async (t) => {
+    // A separate server whose blob store sits on a 300 KiB tmpfs: saving a snapshot runs out of space.
+    const dir = tempDir('snap-full');
+    execDirs.push(dir);
+    mkdirSync(join(dir, 'cache'), { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=300k', 'tmpfs', join(dir, 'cache')]);
+    } catch {
+      t.skip('cannot mount a tmpfs here (needs root)');
+      return;
+    }
+    const full = await startServerProc(dir, ['--port', '0']);
+    procs.push(full.proc);
+    const exDir = tempDir('snap-full-exec');
+    execDirs.push(exDir);
+    procs.push(await startExecutorProc(full.url, exDir, SNAP));
+    try {
+      const inv = await runAndWait(full.client, {
+        repo: repo.url,
+        branch: 'main',
+        commit_sha: repo.sha,
+        default_branch: 'main',
+        platform_properties: { 'remote-cache': 'false' },
+        steps: [{ run: 'head -c 2000000 /dev/urandom > big.bin && bazel build //lib:greet' }],
+      });
+      assert.equal(inv.status, 'succeeded', inv.status_reason);
+      assert.equal(inv.exit_code, 0);
+      const after = await waitForStatus(full.client, inv.invocation_id, (i) => i.runner?.save !== undefined, 120_000);
+      assert.equal(after.runner?.save?.saved, false);
+      assert.match(after.runner!.save!.why, /save failed \(the run's result is unaffected\)/);
+      assert.equal(after.status, 'succeeded');
+    } finally {
+      await full.proc.stop();
+      execFileSync('umount', ['-l', join(dir, 'cache')]);
+    }
   });
 });
