@@ -205,6 +205,8 @@ export const ExecutorState = Type.Object({
   idle_runner_keys: Type.Array(Type.String()),
   active_invocations: Type.Array(Type.String()),
   free_slots: Type.Integer({ minimum: 0 }),
+  /** `<runner key>@<git ref>` of snapshots whose chunks this executor holds locally (a routing hint). */
+  snapshot_refs: Type.Optional(Type.Array(Type.String())),
 });
 export type ExecutorState = Static<typeof ExecutorState>;
 

@@ -63,6 +63,8 @@ export class Executor {
   private readonly bazelUserRoot: string;
   private readonly isolation: Isolation;
   private readonly snapshots: WarmStateSnapshots | undefined;
+  /** `<runner key>@<ref>` of snapshots saved or restored here: their chunks are in the local cache. */
+  private readonly heldSnapshotRefs = new Set<string>();
 
   constructor(private readonly cfg: ExecutorConfig) {
     this.id = cfg.executorId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
@@ -128,6 +130,7 @@ export class Executor {
       idle_runner_keys: this.pool.idleKeys(),
       active_invocations: [...this.active.keys()],
       free_slots: Math.max(0, this.maxConcurrent - this.active.size),
+      ...(this.snapshots ? { snapshot_refs: [...this.heldSnapshotRefs] } : {}),
     };
   }
 
@@ -226,6 +229,7 @@ export class Executor {
         provenance.snapshot = snap;
         timings.restore_ms = snap.restore_ms;
         if (snap.level) {
+          this.heldSnapshotRefs.add(`${task.runner_key}@${snap.ref}`);
           provenance.kind = 'snapshot';
           provenance.reason = `restored the ${snap.level} snapshot of ${snap.ref} (${snap.bytes_fetched} bytes fetched, ${snap.bytes_reused_locally} reused locally, ${snap.restore_ms} ms); ${acquired.reason}`;
         } else {
@@ -277,6 +281,7 @@ export class Executor {
       if (mightSave) {
         const save = await this.snapshots!.save(task, runner, outcome.status, provenance.snapshot?.level ?? null, this.stopping.signal);
         await report({ type: 'snapshot_saved', save });
+        if (save.saved && task.branch) this.heldSnapshotRefs.add(`${task.runner_key}@${task.branch}`);
         log.info({ save }, 'snapshot save');
         this.pool.giveBack(runner, { keep, reason: '' });
         released = true;

@@ -78,7 +78,7 @@ export class Scheduler {
     };
     await this.db
       .insertInto('executors')
-      .values({ id: info.executor_id, registered_at: now, idle_runner_keys_json: '[]', free_slots: info.max_runners, ...values })
+      .values({ id: info.executor_id, registered_at: now, idle_runner_keys_json: '[]', snapshot_refs_json: '[]', free_slots: info.max_runners, ...values })
       .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, registered_at: now }))
       .execute();
     this.log.info({ executor: info.executor_id, host: info.hostname }, 'executor registered');
@@ -89,7 +89,12 @@ export class Scheduler {
   async heartbeat(state: ExecutorState): Promise<HeartbeatResponse> {
     const res = await this.db
       .updateTable('executors')
-      .set({ last_seen_at: Date.now(), idle_runner_keys_json: JSON.stringify(state.idle_runner_keys), free_slots: state.free_slots })
+      .set({
+        last_seen_at: Date.now(),
+        idle_runner_keys_json: JSON.stringify(state.idle_runner_keys),
+        free_slots: state.free_slots,
+        ...(state.snapshot_refs ? { snapshot_refs_json: JSON.stringify(state.snapshot_refs) } : {}),
+      })
       .where('id', '=', state.executor_id)
       .where('lost', '=', 0)
       .executeTakeFirst();
@@ -162,24 +167,37 @@ export class Scheduler {
     if (queued.length === 0) return null;
     // Route by what the executor last reported (lease or heartbeat), not by the lease request:
     // a long poll's request may predate the runner that just went idle.
-    const me = await this.db.selectFrom('executors').select(['idle_runner_keys_json']).where('id', '=', executorId).executeTakeFirst();
+    const me = await this.db.selectFrom('executors').select(['idle_runner_keys_json', 'snapshot_refs_json']).where('id', '=', executorId).executeTakeFirst();
     const mine = new Set(me ? (JSON.parse(me.idle_runner_keys_json) as string[]) : []);
+    const mySnapshots = new Set(me ? (JSON.parse(me.snapshot_refs_json) as string[]) : []);
     const others = await this.db
       .selectFrom('executors')
-      .select(['id', 'idle_runner_keys_json', 'free_slots'])
+      .select(['id', 'idle_runner_keys_json', 'snapshot_refs_json', 'free_slots'])
       .where('lost', '=', 0)
       .where('id', '!=', executorId)
       .where('last_seen_at', '>', now - this.opts.executorTimeoutMs)
       .execute();
     const warmElsewhere = new Set<string>();
+    const snapshotsElsewhere = new Set<string>();
     for (const o of others) {
-      if (o.free_slots > 0) for (const k of JSON.parse(o.idle_runner_keys_json) as string[]) warmElsewhere.add(k);
+      if (o.free_slots <= 0) continue;
+      for (const k of JSON.parse(o.idle_runner_keys_json) as string[]) warmElsewhere.add(k);
+      for (const k of JSON.parse(o.snapshot_refs_json) as string[]) snapshotsElsewhere.add(k);
     }
-    // First choice: a run whose warm runner sits idle here. Then the oldest run not waiting for
-    // a warm runner on another executor.
+    // The snapshots a run could start from, best first (its branch, the PR base, the default branch).
+    const snapshotRefs = (r: (typeof queued)[number]) => {
+      if (mySnapshots.size === 0 && snapshotsElsewhere.size === 0) return []; // no snapshots anywhere: skip parsing specs
+      const spec = JSON.parse(r.spec_json) as RunSpec;
+      return [r.branch, spec.pull_request?.base_branch, r.default_branch].filter((x): x is string => Boolean(x)).map((ref) => `${r.runner_key}@${ref}`);
+    };
+    const waited = (r: (typeof queued)[number]) => now - Number(r.queued_at) > this.opts.affinityWaitMs;
+    // Best home first: an idle warm runner here; then this executor holding the chunks of one of
+    // the run's snapshots (unless a warm runner waits elsewhere); then any run that is not waiting
+    // for a warm runner or local snapshot on another executor (each waits at most affinityWaitMs).
     const pick =
       queued.find((r) => mine.has(r.runner_key)) ??
-      queued.find((r) => !warmElsewhere.has(r.runner_key) || now - Number(r.queued_at) > this.opts.affinityWaitMs);
+      queued.find((r) => !warmElsewhere.has(r.runner_key) && snapshotRefs(r).some((k) => mySnapshots.has(k))) ??
+      queued.find((r) => (!warmElsewhere.has(r.runner_key) && !snapshotRefs(r).some((k) => snapshotsElsewhere.has(k))) || waited(r));
     if (!pick) return null;
     const attempt = pick.attempt + 1;
     const res = await this.db

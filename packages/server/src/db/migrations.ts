@@ -104,6 +104,11 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('snapshots_instance').on('snapshots').column('instance').execute();
     },
   },
+  '0004_executor_snapshot_refs': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('executors').addColumn('snapshot_refs_json', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

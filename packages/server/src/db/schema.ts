@@ -50,6 +50,8 @@ export interface ExecutorsTable {
   free_slots: number;
   /** 1 once declared lost: its runs were requeued or failed; it must register again. */
   lost: number;
+  /** JSON list of `<runner key>@<ref>` snapshots held locally; see ExecutorState.snapshot_refs. */
+  snapshot_refs_json: string;
 }
 
 
