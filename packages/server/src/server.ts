@@ -56,6 +56,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const app = Fastify({
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: 256 << 20,
+    // Close keep-alive and long-poll connections on shutdown instead of waiting for clients.
+    forceCloseConnections: true,
     ajv: { customOptions: { strict: false, coerceTypes: false, removeAdditional: false } },
   });
   app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, _req, reply) => {
