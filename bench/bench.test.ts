@@ -96,7 +96,20 @@ describe('bench/main.ts --quick', () => {
       assert.ok(Math.abs(s.speedupVsCold! * s.ratioToCold! - 1) < 1e-9, `${s.id} speedup = 1 / ratio`);
     }
     assert.equal(cold.ratioToCold, 1);
-    assert.equal(report.scenarios.find((s) => s.id === 'snapshot')!.available, false);
+
+    // --- snapshot: a sandbox executor restored the default branch's snapshot onto a fresh runner
+    // (bubblewrap is installed where this test runs; without it the scenario is reported unavailable)
+    const snap = report.scenarios.find((s) => s.id === 'snapshot')!;
+    assert.equal(snap.available, true, snap.unavailableReason);
+    assert.ok(snap.runs.length >= 1, 'snapshot has runs');
+    for (const r of snap.runs) {
+      assert.equal(r.details?.runner_kind, 'snapshot', `snapshot run ${r.run}: ${r.details?.runner_reason}`);
+      assert.ok(typeof r.details?.restore_ms === 'number' && r.details.restore_ms >= 0 && r.details.restore_ms <= r.ms, `restore_ms: ${r.details?.restore_ms}`);
+      assert.ok(typeof r.details?.bytes_fetched === 'number' && r.details.bytes_fetched > 0, 'a fresh executor fetches the chunks from the server');
+      assert.equal(r.phases?.restore, r.details?.restore_ms);
+    }
+    assert.deepEqual(report.derived.snapshotRestore.runnerKinds, { snapshot: snap.runs.length });
+    assert.ok(report.derived.snapshotRestore.restoreMs!.median >= 0);
 
     // --- hearth details and derived numbers
     const warm = report.scenarios.find((s) => s.id === 'hearth-warm')!;
@@ -117,7 +130,7 @@ describe('bench/main.ts --quick', () => {
     for (const x of report.targets) assert.ok(['met', 'not met', 'n/a'].includes(x.status), `${x.id}: ${x.status}`);
     assert.notEqual(report.targets[0]!.status, 'n/a');
     assert.notEqual(report.targets[1]!.status, 'n/a');
-    assert.equal(report.targets[2]!.status, 'n/a', 'no snapshots yet');
+    assert.notEqual(report.targets[2]!.status, 'n/a', 'snapshot and disk-cache were both measured');
   });
 });
 
@@ -161,7 +174,41 @@ describe('report arithmetic', () => {
     assert.equal(by('disk-cache').medianMs, null);
     const md = renderMarkdown(r);
     assert.ok(md.includes(TABLE_HEADER));
-    assert.ok(md.includes(scenarioInfo('snapshot').unavailableReason!));
+  });
+
+  test('snapshot vs disk-cache target, and a scenario found unavailable at run time', () => {
+    const opts = { packages: 1, runs: 1, seed: 1, scenarios: [...SCENARIO_IDS], quick: false, outDir: '/x' };
+    const measured = buildReport({
+      ...base,
+      options: opts,
+      order: ['cold', 'disk-cache', 'snapshot'],
+      samples: {
+        cold: [sample(1, 60_000)],
+        'disk-cache': [sample(1, 20_000)],
+        snapshot: [{ run: 1, ms: 8000, phases: { restore: 1500 }, details: { runner_kind: 'snapshot', restore_ms: 1500, bytes_fetched: 1 << 20 } }],
+      },
+    });
+    assert.equal(scenarioInfo('snapshot').available, true);
+    assert.equal(measured.targets.find((t) => t.id === 'snapshot-beats-disk-cache')!.status, 'met');
+    assert.deepEqual(measured.derived.snapshotRestore.runnerKinds, { snapshot: 1 });
+    assert.equal(measured.derived.snapshotRestore.bytesFetched!.median, 1 << 20);
+    assert.match(renderMarkdown(measured), /snapshot restore \(scenario 3\): runner kinds snapshot ×1/);
+
+    const why = 'not available (bwrap not found: hearth snapshots need --isolation sandbox (apt-get install bubblewrap))';
+    const r = buildReport({
+      ...base,
+      options: opts,
+      order: ['cold', 'disk-cache'],
+      samples: { cold: [sample(1, 60_000)], 'disk-cache': [sample(1, 20_000)], snapshot: [sample(1, 1)] },
+      unavailable: { snapshot: why },
+    });
+    const snap = r.scenarios.find((s) => s.id === 'snapshot')!;
+    assert.equal(snap.status, 'not available');
+    assert.deepEqual(snap.runs, [], 'samples of an unavailable scenario are ignored');
+    const target = r.targets.find((t) => t.id === 'snapshot-beats-disk-cache')!;
+    assert.equal(target.status, 'n/a');
+    assert.match(target.why!, /bwrap not found/);
+    assert.ok(renderMarkdown(r).includes(why));
   });
 
   test('targets not met, and n/a without the scenarios they need', () => {

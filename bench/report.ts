@@ -37,10 +37,10 @@ export const SCENARIOS: readonly ScenarioInfo[] = [
   {
     id: 'snapshot',
     number: 3,
-    title: 'hearth disk snapshot on a fresh runner',
-    timed: 'restore of a hearth disk snapshot + `bazel test //...` on a new server',
-    available: false,
-    unavailableReason: 'not available (snapshots not implemented)',
+    title: 'hearth disk snapshot restored onto a fresh runner',
+    timed:
+      '`hearth remote test //...` against a freshly started sandbox executor (no runners, empty chunk cache): snapshot lookup, chunk fetch and restore of checkout + output base, git sync, `bazel test //...` on a new Bazel server (CLI process spawn → exit)',
+    available: true,
   },
   {
     id: 'hearth-warm',
@@ -78,6 +78,16 @@ export interface RunSample {
   phases?: Record<string, number>;
   /** Anything else worth keeping (time to first byte, invocation id, runner provenance, hearth's own timings). */
   details?: Record<string, string | number | boolean | null>;
+}
+
+/** Scenarios that cannot run on this machine, with why (e.g. no bubblewrap for `snapshot`). */
+export type Unavailable = Partial<Record<ScenarioId, string>>;
+
+/** The catalogue entry, with `unavailable` applied. */
+export function effectiveInfo(id: ScenarioId, unavailable: Unavailable = {}): ScenarioInfo {
+  const info = scenarioInfo(id);
+  const why = unavailable[id];
+  return why === undefined ? info : { ...info, available: false, unavailableReason: why };
 }
 
 export interface ScenarioResult extends ScenarioInfo {
@@ -120,6 +130,15 @@ export interface Derived {
   };
   /** Where the time of a warm hearth run goes (medians over scenario 4's runs), ms. */
   hearthWarmBreakdownMs: Record<string, number>;
+  /** Scenario 3, from each run's runner provenance. */
+  snapshotRestore: {
+    /** How many runs got which runner kind (all should be `snapshot`). */
+    runnerKinds: Record<string, number>;
+    /** The executor's own restore time (lookup, chunk fetch, unpack), part of the wall time. */
+    restoreMs: Summary | null;
+    /** Bytes fetched from the server's store (the rest came from the executor's local chunk cache). */
+    bytesFetched: Summary | null;
+  };
 }
 
 export interface BenchOptions {
@@ -164,6 +183,8 @@ export interface ReportInput {
   order: ScenarioId[];
   samples: Partial<Record<ScenarioId, RunSample[]>>;
   notes: string[];
+  /** Scenarios found unusable at run time (overrides the catalogue's `available`). */
+  unavailable?: Unavailable;
 }
 
 const BREAKDOWN_KEYS = [
@@ -194,7 +215,8 @@ function numericDetails(samples: RunSample[], key: string): number[] {
 export function buildReport(input: ReportInput): BenchReport {
   const coldRuns = input.samples.cold ?? [];
   const coldMedian = coldRuns.length ? median(coldRuns.map((r) => r.ms)) : null;
-  const scenarios: ScenarioResult[] = SCENARIOS.map((info) => {
+  const scenarios: ScenarioResult[] = SCENARIOS.map(({ id }) => {
+    const info = effectiveInfo(id, input.unavailable);
     const selected = input.options.scenarios.includes(info.id);
     const runs = info.available && selected ? (input.samples[info.id] ?? []) : [];
     const s = summarize(runs.map((r) => r.ms));
@@ -236,6 +258,15 @@ export function buildReport(input: ReportInput): BenchReport {
       submittedMs: summarize(numericDetails(warm.runs, 'submitted_ms')),
     },
     hearthWarmBreakdownMs: breakdown,
+    snapshotRestore: (() => {
+      const snap = scenarios.find((s) => s.id === 'snapshot')!;
+      const runnerKinds: Record<string, number> = {};
+      for (const r of snap.runs) {
+        const k = String(r.details?.runner_kind ?? 'unknown');
+        runnerKinds[k] = (runnerKinds[k] ?? 0) + 1;
+      }
+      return { runnerKinds, restoreMs: summarize(numericDetails(snap.runs, 'restore_ms')), bytesFetched: summarize(numericDetails(snap.runs, 'bytes_fetched')) };
+    })(),
   };
 
   const targets: Target[] = [];
@@ -373,6 +404,15 @@ export function renderMarkdown(r: BenchReport): string {
       ['outside_executor_ms', 'wall time − executor total (everything but git sync and Bazel)', 'derived'],
     ];
     for (const [k, what, src] of rows) if (b[k] !== undefined) L.push(`| ${what} | ${fmtSeconds(b[k], 3)} | ${src} |`);
+  }
+  const sr = d.snapshotRestore;
+  if (Object.keys(sr.runnerKinds).length) {
+    const bytes = (x: Summary | null) => (x ? `median ${fmtBytes(x.median)} (min ${fmtBytes(x.min)}, max ${fmtBytes(x.max)})` : '–');
+    L.push(
+      '',
+      `- snapshot restore (scenario 3): runner kinds ${Object.entries(sr.runnerKinds).map(([k, n]) => `${k} ×${n}`).join(', ')}; ` +
+        `executor restore time ${sum(sr.restoreMs)}; bytes fetched from the server ${bytes(sr.bytesFetched)}`,
+    );
   }
   L.push('');
 
