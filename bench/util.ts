@@ -195,34 +195,9 @@ export async function runOk(argv: string[], opts: RunOptions = {}): Promise<RunR
 // ---------------------------------------------------------------------------------------------
 // Bazel servers
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** SIGTERM the Bazel server of `outputBase` (if alive), SIGKILL after `graceMs`. */
-export async function stopBazelServer(outputBase: string, graceMs = 5000): Promise<void> {
-  const pidFile = path.join(outputBase, 'server', 'server.pid.txt');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0 || !processAlive(pid)) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  while (processAlive(pid) && Date.now() < deadline) await sleep(50);
-  if (processAlive(pid)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {}
-  }
-}
+// One implementation of "stop an output base's Bazel server", shared with the executor.
+import { processAlive, stopBazelServer } from '@hearth/executor/runner.ts';
+export { processAlive, stopBazelServer };
 
 /** Finds every Bazel output base under `dir` (a `server/server.pid.txt` marks one) and stops its server. */
 export async function stopBazelServersUnder(dir: string): Promise<number> {
