@@ -122,6 +122,10 @@ describe('single node', () => {
     const inv = await runAndWait(client, { repo: r.url, branch: 'main', commit_sha: 'deadbeef'.repeat(5), steps: [{ run: 'true' }] });
     assert.equal(inv.status, 'failed');
     assert.match(inv.status_reason, /commit deadbeef\w+ was not found in file:\/\//);
+    // The runner never got a checkout: it is not kept to take a slot from useful runners.
+    const next = await runAndWait(client, { repo: r.url, branch: 'main', commit_sha: r.sha, steps: [{ run: 'true' }] });
+    assert.equal(next.runner?.kind, 'cold');
+    assert.match(next.runner!.reason, /could not check out the repository/);
     assert.ok(Date.now() - t0 < 15_000);
   });
 
@@ -170,6 +174,12 @@ describe('single node', () => {
     const noRef = await fetch(`${node.url}/api/v1/Run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ repo: 'x', steps: [{ run: 'true' }] }) });
     assert.equal(noRef.status, 400);
     assert.match(((await noRef.json()) as { message: string }).message, /branch.*commit_sha/);
+    const tooLong = await fetch(`${node.url}/api/v1/Run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ repo: 'x', branch: 'main', timeout: '1000h', steps: [{ run: 'true' }] }) });
+    assert.equal(tooLong.status, 400);
+    assert.match(((await tooLong.json()) as { message: string }).message, /at most 168h/);
+    const badJson = await fetch(`${node.url}/api/v1/Run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' });
+    assert.equal(badJson.status, 400);
+    assert.equal(((await badJson.json()) as { code: string }).code, 'invalid_argument');
     const missing = await fetch(`${node.url}/api/v1/GetInvocation`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ invocation_id: 'nope' }) });
     assert.equal(missing.status, 404);
     const page = await fetch(`${node.url}/invocations/nope`);

@@ -32,14 +32,15 @@ export function exitCodeForSignal(signal: string): number {
 }
 
 /**
- * The exit code a CLI reports for a finished run: the remote step's own code when there is one;
- * otherwise 8 (interrupted) for cancelled/timed-out runs, 37 (infrastructure) when the executor
- * running it was lost, and 1 for other failures before any step (bad patch, unknown commit).
+ * The exit code a CLI reports for a finished run: 8 (interrupted, like Bazel) for every cancelled
+ * or timed-out run, whatever its killed step returned; otherwise the remote step's own code when
+ * there is one, 37 (infrastructure) when the executor running it was lost, and 1 for other
+ * failures before any step (bad patch, unknown commit).
  */
 export function exitCodeForRun(status: RunState, exitCode: number | null, reason: string): number {
+  if (status === 'cancelled' || status === 'timed_out') return EXIT_INTERRUPTED;
   if (exitCode !== null) return exitCode;
   if (status === 'succeeded') return 0;
-  if (status === 'cancelled' || status === 'timed_out') return EXIT_INTERRUPTED;
   if (reason.startsWith('executor lost')) return 37;
   return 1;
 }

@@ -63,9 +63,11 @@ async function runTaskSteps(ctx: RunContext, timings: Timings): Promise<RunOutco
 
   // --- git sync ---
   let sha: string;
+  let checkedOut = false;
   try {
     const tg = Date.now();
     sha = await syncRepo(ctx, git);
+    checkedOut = true;
     timings.git_sync_ms = Date.now() - tg;
     if (task.patches.length > 0) {
       const tp = Date.now();
@@ -84,8 +86,10 @@ async function runTaskSteps(ctx: RunContext, timings: Timings): Promise<RunOutco
       reason: message,
       failedStep: null,
       timings,
-      keepRunner: err instanceof SetupError,
-      discardReason: err instanceof SetupError ? '' : `git setup crashed: ${message}`,
+      // A runner that never got a checkout (e.g. a mistyped repo URL) holds nothing warm: drop it
+      // rather than let it take a slot from useful runners.
+      keepRunner: err instanceof SetupError && (checkedOut || runner.runs > 0),
+      discardReason: err instanceof SetupError ? `its first run could not check out the repository: ${message}` : `git setup crashed: ${message}`,
     };
   }
 

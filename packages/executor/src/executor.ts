@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -67,7 +67,7 @@ export class Executor {
   private readonly heldSnapshotRefs = new Set<string>();
 
   constructor(private readonly cfg: ExecutorConfig) {
-    this.id = cfg.executorId ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+    this.id = cfg.executorId ?? stableExecutorId(cfg.dataDir);
     const maxRunners = cfg.maxRunners ?? 4;
     this.maxConcurrent = Math.min(cfg.maxConcurrentRuns ?? maxRunners, maxRunners);
     this.binDir = join(cfg.dataDir, 'bin');
@@ -340,4 +340,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * The executor's id, kept in its data dir so a restarted executor comes back under the same name
+ * and the server can settle the runs it lost at once.
+ */
+function stableExecutorId(dataDir: string): string {
+  const file = join(dataDir, 'executor-id');
+  try {
+    const id = readFileSync(file, 'utf8').trim();
+    if (id) return id;
+  } catch {}
+  const id = `${hostname()}-${randomBytes(3).toString('hex')}`;
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, `${id}\n`);
+  return id;
 }

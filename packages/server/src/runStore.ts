@@ -31,6 +31,9 @@ export interface WorkflowRunRecord extends WorkflowRunInfo {
   status_sha: string;
 }
 
+/** Longest run timeout accepted: a week (and safely below what Node timers can hold). */
+export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
+
 export function newInvocationId(): string {
   // Time-ordered prefix so ids sort by creation, random suffix so they cannot be guessed.
   return `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`;
@@ -47,6 +50,7 @@ export function newRunFromRequest(req: RunRequest, defaults: { os: string; arch:
       throw badRequest(`"timeout": ${(err as Error).message}`);
     }
     if (timeoutMs <= 0) throw badRequest('"timeout" must be positive');
+    if (timeoutMs > MAX_TIMEOUT_MS) throw badRequest(`"timeout" must be at most ${MAX_TIMEOUT_MS / 3_600_000}h, got ${req.timeout}`);
   }
   const patches = req.patches ?? [];
   patches.forEach((p, i) => {

@@ -82,6 +82,9 @@ export class Scheduler {
       .onConflict((oc) => oc.column('id').doUpdateSet({ ...values, registered_at: now }))
       .execute();
     this.log.info({ executor: info.executor_id, host: info.hostname }, 'executor registered');
+    // An executor registers when it starts: whatever it was running before (it restarted, or was
+    // declared lost) is gone, so settle those runs now instead of waiting for a timeout.
+    await this.failOrRequeueRunsOf(info.executor_id, `executor ${info.executor_id} restarted`);
     return { heartbeat_interval_ms: this.opts.heartbeatIntervalMs };
   }
 

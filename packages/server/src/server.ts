@@ -54,7 +54,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const log = config.logger ?? pino({ level: process.env.HEARTH_LOG_LEVEL ?? 'info' });
   const db = await openDatabase(join(config.dataDir, 'hearth.db'));
   const app = Fastify({
-    loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+    // Per-request logs only at debug: heartbeats and lease polls would flood the log otherwise.
+    loggerInstance: log.child({ component: 'http' }, { level: process.env.HEARTH_HTTP_LOG_LEVEL ?? 'warn' }) as FastifyBaseLogger,
     bodyLimit: 256 << 20,
     // Close keep-alive and long-poll connections on shutdown instead of waiting for clients.
     forceCloseConnections: true,
@@ -63,7 +64,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number; code?: string }, _req, reply) => {
     if (err instanceof HearthError) return reply.status(err.httpStatus).send({ code: err.code, message: err.message });
     if (err.validation) return reply.status(400).send({ code: 'invalid_argument', message: err.message });
-    if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ code: err.code ?? 'bad_request', message: err.message });
+    // Fastify's own request errors (bad JSON, wrong content type, body too large) in our vocabulary.
+    if (err.statusCode && err.statusCode < 500) {
+      const code = err.statusCode === 413 ? 'resource_exhausted' : err.statusCode === 404 ? 'not_found' : 'invalid_argument';
+      return reply.status(err.statusCode).send({ code, message: err.message });
+    }
     log.error({ err }, 'request failed');
     return reply.status(500).send({ code: 'internal', message: err.message });
   });

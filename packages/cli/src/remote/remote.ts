@@ -110,6 +110,10 @@ export async function runRemote(argv: string[], io: RemoteIo): Promise<number> {
   try {
     const inv = await streamUntilDone(client, invocationId, io);
     if (interrupted) return 8;
+    if (!inv) {
+      say(io, `lost contact with the hearth server for ${SERVER_LOST_MS / 1000}s; the run may still be going: ${client.baseUrl}/invocations/${invocationId}`);
+      return 37;
+    }
     const code = exitCodeForRun(inv.status, inv.exit_code, inv.status_reason);
     if (inv.status !== 'succeeded') say(io, `remote run ${inv.status}: ${inv.status_reason}`);
     if (code !== 0 || !fetchOutputs) return code;
@@ -155,8 +159,12 @@ function buildSteps(args: RemoteArgs, io: RemoteIo, fetchOutputs: boolean, local
  * Follows the log until the run ends, resuming after dropped connections from the byte offset
  * already written, so nothing is printed twice or skipped.
  */
-async function streamUntilDone(client: HearthClient, id: string, io: RemoteIo): Promise<Invocation> {
+const SERVER_LOST_MS = 120_000;
+
+/** Returns null when the server stayed unreachable for SERVER_LOST_MS. */
+async function streamUntilDone(client: HearthClient, id: string, io: RemoteIo): Promise<Invocation | null> {
   let offset = 0;
+  let failingSince: number | null = null;
   const strip = !io.stdout.isTTY;
   let pendingEscape = '';
   const decoder = new TextDecoder();
@@ -179,11 +187,14 @@ async function streamUntilDone(client: HearthClient, id: string, io: RemoteIo): 
         io.stdout.write(stripVTControlCharacters(text));
       }
       const inv = await client.getInvocation(id);
+      failingSince = null;
       if (isTerminal(inv.status)) {
         if (pendingEscape) io.stdout.write(stripVTControlCharacters(pendingEscape));
         return inv;
       }
     } catch (err) {
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > SERVER_LOST_MS) return null;
       if (attempt > 0 && attempt % 10 === 0) say(io, `lost the log stream (${(err as Error).message}); retrying`);
     }
     await new Promise((r) => setTimeout(r, Math.min(200 * (attempt + 1), 2000)));
