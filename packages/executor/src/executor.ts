@@ -208,14 +208,14 @@ export class Executor {
     const acquired = await this.pool.acquire(task.runner_key, { clean: task.clean });
     const { runner } = acquired;
     let released = false;
-    await runner.resetArtifacts();
-    await runner.writeBazelrc({
-      bazelUserRoot: this.isolation.bazelUserRootInside(this.bazelUserRoot),
-      // A run opts out of the shared cache with the platform property remote-cache=false.
-      remoteCache: task.platform_properties['remote-cache'] === 'false' ? null : this.cacheAddress,
-      metadata: { HEARTH_INVOCATION_ID: task.invocation_id, REPO_URL: task.repo, COMMIT_SHA: task.commit_sha ?? '', BRANCH_NAME: task.branch ?? '' },
-    });
     try {
+      await runner.resetArtifacts();
+      await runner.writeBazelrc({
+        bazelUserRoot: this.isolation.bazelUserRootInside(this.bazelUserRoot),
+        // A run opts out of the shared cache with the platform property remote-cache=false.
+        remoteCache: task.platform_properties['remote-cache'] === 'false' ? null : this.cacheAddress,
+        metadata: { HEARTH_INVOCATION_ID: task.invocation_id, REPO_URL: task.repo, COMMIT_SHA: task.commit_sha ?? '', BRANCH_NAME: task.branch ?? '' },
+      });
       const provenance: RunnerProvenance = {
         kind: acquired.recycled ? 'recycled' : 'cold',
         runner_id: runner.id,
