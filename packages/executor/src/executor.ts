@@ -86,12 +86,8 @@ export class Executor {
 
   async start(): Promise<void> {
     await mkdir(this.binDir, { recursive: true });
-    const link = join(this.binDir, 'bazel');
-    if (existsSync(link)) await rm(link);
-    await symlink(this.cfg.bazelPath, link);
-    const collector = join(this.binDir, 'hearth-collect-outputs');
-    if (existsSync(collector)) await rm(collector);
-    await symlink(fileURLToPath(new URL('../tools/hearth-collect-outputs.mjs', import.meta.url)), collector);
+    await replaceSymlink(join(this.binDir, 'bazel'), this.cfg.bazelPath);
+    await replaceSymlink(join(this.binDir, 'hearth-collect-outputs'), fileURLToPath(new URL('../tools/hearth-collect-outputs.mjs', import.meta.url)));
     await this.pool.cleanStale();
     await this.register();
     this.loops = [this.heartbeatLoop(), this.leaseLoop()];
@@ -138,10 +134,15 @@ export class Executor {
   private async heartbeatOnce(): Promise<void> {
     try {
       const res = await this.cfg.client.heartbeat(this.state(), this.stopping.signal);
-      for (const id of res.cancel_invocations) this.active.get(id)?.abort.abort({ kind: 'cancelled' } satisfies StopReason);
+      this.cancelRuns(res.cancel_invocations);
     } catch {
       // the periodic heartbeat will carry it
     }
+  }
+
+  /** Stops the runs the server says were cancelled (answered on every heartbeat). */
+  private cancelRuns(invocationIds: string[]): void {
+    for (const id of invocationIds) this.active.get(id)?.abort.abort({ kind: 'cancelled' } satisfies StopReason);
   }
 
   private async heartbeatLoop(): Promise<void> {
@@ -154,7 +155,7 @@ export class Executor {
           for (const run of this.active.values()) run.abort.abort({ kind: 'lost', why: 'the server declared this executor lost' } satisfies StopReason);
           await this.register();
         }
-        for (const id of res.cancel_invocations) this.active.get(id)?.abort.abort({ kind: 'cancelled' } satisfies StopReason);
+        this.cancelRuns(res.cancel_invocations);
       } catch (err) {
         if (!this.stopping.signal.aborted) this.cfg.log.warn({ err: (err as Error).message }, 'heartbeat failed');
       }
@@ -356,4 +357,9 @@ function stableExecutorId(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(file, `${id}\n`);
   return id;
+}
+
+async function replaceSymlink(link: string, target: string): Promise<void> {
+  if (existsSync(link)) await rm(link);
+  await symlink(target, link);
 }
