@@ -49,9 +49,7 @@ export function registerPublicApi(app: FastifyInstance, ctx: ServerContext): voi
   app.get('/api/v1/invocations/:id/log', async (req, reply) => {
     const { id } = req.params as { id: string };
     const q = req.query as { offset?: string; follow?: string };
-    await ctx.runs.get(id).catch(() => {
-      throw notFound(`no invocation with id ${JSON.stringify(id)}`);
-    });
+    await ctx.runs.row(id); // 404 for an unknown id, before the stream starts
     const lastEventId = req.headers['last-event-id'];
     const offset = Number(typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : (q.offset ?? 0));
     const sse = (req.headers.accept ?? '').includes('text/event-stream');
